@@ -1,0 +1,1 @@
+//! kubedst-core: the Kubernetes model.

@@ -1,0 +1,1 @@
+//! kubedst-scenarios: the scenario format, the built-in scenarios, fault profiles and generators.

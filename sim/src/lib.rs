@@ -1,0 +1,1 @@
+//! kubedst-sim: the deterministic engine. Knows nothing of Kubernetes.
