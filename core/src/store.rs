@@ -433,6 +433,11 @@ impl<V: Clone> Store<V> {
         prefix: &str,
         start_revision: Revision,
     ) -> Result<Vec<WatchEvent<V>>, StoreError> {
+        if start_revision < self.compacted_revision {
+            return Err(StoreError::Compacted {
+                compact_revision: self.compacted_revision,
+            });
+        }
         Ok(self
             .events_since(prefix, start_revision.saturating_sub(1), usize::MAX)?
             .events)
@@ -602,6 +607,8 @@ impl<V: Clone> Store<V> {
         ops: Vec<TxnOp<V>>,
         now_ns: u64,
     ) -> Result<TxnOutcome<V>, StoreError> {
+        // A malformed request fails whatever the compares say, as etcd validates first.
+        self.validate(&ops, now_ns)?;
         let holds = compares.iter().all(|compare| match compare {
             Compare::ModRevisionEquals { key, mod_revision } => {
                 self.get(key).map_or(0, |kv| kv.mod_revision) == *mod_revision
@@ -617,11 +624,10 @@ impl<V: Clone> Store<V> {
         self.apply(ops, now_ns)
     }
 
-    /// Validates then applies `ops` at one revision. Validation comes first so that an error
-    /// leaves the store untouched.
-    fn apply(&mut self, ops: Vec<TxnOp<V>>, now_ns: u64) -> Result<TxnOutcome<V>, StoreError> {
+    /// Checks keys and leases of `ops` so that an error leaves the store untouched.
+    fn validate(&self, ops: &[TxnOp<V>], now_ns: u64) -> Result<(), StoreError> {
         let mut seen = BTreeSet::new();
-        for op in &ops {
+        for op in ops {
             let key = match op {
                 TxnOp::Put { key, lease, .. } => {
                     if let Some(lease) = *lease {
@@ -640,6 +646,12 @@ impl<V: Clone> Store<V> {
                 return Err(StoreError::DuplicateKeyInTxn { key: key.clone() });
             }
         }
+        Ok(())
+    }
+
+    /// Validates then applies `ops` at one revision.
+    fn apply(&mut self, ops: Vec<TxnOp<V>>, now_ns: u64) -> Result<TxnOutcome<V>, StoreError> {
+        self.validate(&ops, now_ns)?;
 
         let changes = ops.iter().any(|op| match op {
             TxnOp::Put { .. } => true,
