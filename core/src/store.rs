@@ -702,9 +702,8 @@ impl<V: Clone> Store<V> {
                 (key, Some(kv))
             }
             TxnOp::Delete { key } => {
-                if self.get(&key).is_none() {
-                    return None;
-                }
+                // Deleting an absent key changes nothing and has no previous value.
+                self.get(&key)?;
                 (key, None)
             }
         };
