@@ -33,6 +33,10 @@ enum Op {
     Txn(usize, u8, usize, Expect),
     /// Compact to the given per-mille of the way from the compaction point to the current revision.
     Compact(u16),
+    /// Let virtual time pass.
+    Advance(u8),
+    /// Compact history written more than this long ago.
+    CompactOlderThan(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -49,6 +53,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (key.clone(), any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
         1 => (key.clone(), any::<u8>(), key, expect).prop_map(|(k, v, d, e)| Op::Txn(k, v, d, e)),
         1 => (0u16..=1000).prop_map(Op::Compact),
+        2 => any::<u8>().prop_map(Op::Advance),
+        1 => any::<u8>().prop_map(Op::CompactOlderThan),
     ]
 }
 
@@ -57,14 +63,19 @@ type State = BTreeMap<String, KeyValue<u8>>;
 /// The model: the full state after every revision, starting with the empty store at revision 1.
 struct Model {
     states: BTreeMap<u64, State>,
+    /// The virtual time each revision was written at.
+    written_at_ns: BTreeMap<u64, u64>,
     compacted: u64,
+    now_ns: u64,
 }
 
 impl Model {
     fn new() -> Self {
         Model {
             states: BTreeMap::from([(1, State::new())]),
+            written_at_ns: BTreeMap::new(),
             compacted: 0,
+            now_ns: 0,
         }
     }
 
@@ -111,6 +122,7 @@ impl Model {
             state.remove(*key);
         }
         self.states.insert(revision, state);
+        self.written_at_ns.insert(revision, self.now_ns);
         revision
     }
 }
@@ -122,7 +134,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
     match *op {
         Op::Create(k, value) => {
             let key = KEYS[k];
-            let result = store.create(key, value, None, before);
+            let result = store.create(key, value, None, model.now_ns);
             if model.latest().contains_key(key) {
                 let mod_revision = model.mod_revision(key);
                 prop_assert_eq!(
@@ -139,7 +151,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
         Op::Update(k, value, expect) => {
             let key = KEYS[k];
             let (expected, stale) = model.expected(key, expect);
-            let result = store.update(key, value, expected, None, before);
+            let result = store.update(key, value, expected, None, model.now_ns);
             let prev = model.latest().get(key).cloned();
             match prev {
                 None => prop_assert_eq!(
@@ -167,7 +179,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
         Op::Delete(k, expect) => {
             let key = KEYS[k];
             let (expected, stale) = model.expected(key, expect);
-            let result = store.delete(key, expected, before);
+            let result = store.delete(key, expected, model.now_ns);
             let prev = model.latest().get(key).cloned();
             match prev {
                 None => prop_assert_eq!(
@@ -195,7 +207,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
             let key = KEYS[k];
             let prev = model.latest().get(key).cloned();
             let outcome = store
-                .put(key, value, None, before)
+                .put(key, value, None, model.now_ns)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(outcome.revision, model.commit(&[(key, value)], &[]));
             prop_assert_eq!(outcome.prev_kv, prev);
@@ -220,7 +232,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
                     key: delete_key.to_string(),
                 },
             ];
-            let result = store.txn(&guard, ops, before);
+            let result = store.txn(&guard, ops, model.now_ns);
             if key == delete_key {
                 prop_assert_eq!(
                     result,
@@ -250,6 +262,22 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
             prop_assert_eq!(store.compact(target), Ok(()));
             model.compacted = model.compacted.max(target);
             prop_assert_eq!(store.compacted_revision(), model.compacted);
+        }
+        Op::Advance(ns) => model.now_ns += u64::from(ns),
+        Op::CompactOlderThan(retention_ns) => {
+            // The oldest revision still in history written inside the window, else the newest.
+            let cutoff_ns = model.now_ns.saturating_sub(u64::from(retention_ns));
+            let target = model
+                .written_at_ns
+                .range(model.compacted..)
+                .find(|(_, written_at_ns)| **written_at_ns >= cutoff_ns)
+                .map_or(model.revision(), |(revision, _)| *revision);
+            model.compacted = model.compacted.max(target);
+            let retention_ns = u64::from(retention_ns);
+            prop_assert_eq!(
+                store.compact_older_than(model.now_ns, retention_ns),
+                model.compacted
+            );
         }
     }
     // Property 1: a successful write adds exactly one revision; a failed one adds none.
@@ -396,5 +424,97 @@ proptest! {
             step(&mut store, &mut model, op)?;
         }
         check_history(&store, &model)?;
+    }
+}
+
+#[derive(Clone, Debug)]
+enum LeaseOp {
+    Grant(u8),
+    /// Put a key, attached to the n-th granted lease if there is one.
+    Put(usize, Option<usize>),
+    Delete(usize),
+    KeepAlive(usize),
+    Revoke(usize),
+    Advance(u8),
+    Expire,
+}
+
+fn lease_op() -> impl Strategy<Value = LeaseOp> {
+    let key = 0..KEYS.len();
+    prop_oneof![
+        1 => any::<u8>().prop_map(LeaseOp::Grant),
+        3 => (key.clone(), proptest::option::of(0usize..4)).prop_map(|(k, l)| LeaseOp::Put(k, l)),
+        1 => key.prop_map(LeaseOp::Delete),
+        1 => (0usize..4).prop_map(LeaseOp::KeepAlive),
+        1 => (0usize..4).prop_map(LeaseOp::Revoke),
+        2 => any::<u8>().prop_map(LeaseOp::Advance),
+        2 => Just(LeaseOp::Expire),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// After `expire(now)` no lease at or past its expiry remains, every live key's lease exists
+    /// and lists it, and the deletions leases cause are visible to watchers like any other.
+    #[test]
+    fn expired_leases_leave_no_keys(ops in proptest::collection::vec(lease_op(), 0..60)) {
+        let mut store: Store<u8> = Store::new();
+        let mut granted = Vec::new();
+        let mut now_ns = 0u64;
+        for op in &ops {
+            let before = store.current_revision();
+            match *op {
+                LeaseOp::Grant(ttl_ns) => granted.push(store.grant_lease(u64::from(ttl_ns), now_ns)),
+                LeaseOp::Put(k, lease) => {
+                    let lease = lease.and_then(|n| granted.get(n).copied());
+                    match store.put(KEYS[k], 0, lease, now_ns) {
+                        Ok(outcome) => prop_assert_eq!(outcome.revision, before + 1),
+                        Err(StoreError::LeaseNotFound { .. }) => {
+                            prop_assert_eq!(store.current_revision(), before)
+                        }
+                        Err(other) => return Err(TestCaseError::fail(other.to_string())),
+                    }
+                }
+                LeaseOp::Delete(k) => {
+                    let _ = store.delete(KEYS[k], None, now_ns);
+                }
+                LeaseOp::KeepAlive(n) => {
+                    if let Some(&lease) = granted.get(n) {
+                        let _ = store.keepalive(lease, now_ns);
+                    }
+                }
+                LeaseOp::Revoke(n) => {
+                    if let Some(&lease) = granted.get(n) {
+                        let _ = store.revoke_lease(lease, now_ns);
+                    }
+                }
+                LeaseOp::Advance(ns) => now_ns += u64::from(ns),
+                LeaseOp::Expire => {
+                    let expired = store.expire(now_ns);
+                    prop_assert!(store.current_revision() - before <= expired.len() as u64);
+                    // Whatever survives expire() is still alive now.
+                    prop_assert!(store.next_lease_expiry_ns().is_none_or(|at| at > now_ns));
+                }
+            }
+            prop_assert!(store.current_revision() >= before);
+            store.assert_invariants();
+            // Every live key's lease exists (revoking deletes the keys).
+            for kv in store.list("") {
+                if let Some(lease) = kv.lease {
+                    prop_assert!(store.lease_keys(lease).unwrap().contains(&kv.key.as_str()));
+                }
+            }
+        }
+        // The watch history replays to the final state (leased deletions included).
+        let mut state = State::new();
+        for event in store.watch_from("", 1).unwrap() {
+            apply_event(&mut state, &event)?;
+        }
+        prop_assert_eq!(state, owned(store.list("")));
     }
 }
