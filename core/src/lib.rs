@@ -1,1 +1,3 @@
 //! kubedst-core: the Kubernetes model.
+
+pub mod store;
