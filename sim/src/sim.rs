@@ -84,7 +84,9 @@ impl Clock {
         if self.drift_ppm == 0 {
             return local_span_ns;
         }
-        let scaled = i128::from(local_span_ns) * 1_000_000 / (1_000_000 + i128::from(self.drift_ppm));
+        // Rounded up, so that a timer never fires before the machine's own clock reaches it.
+        let denominator = 1_000_000 + i128::from(self.drift_ppm);
+        let scaled = (i128::from(local_span_ns) * 1_000_000 + denominator - 1) / denominator;
         scaled.clamp(0, i128::from(u64::MAX)) as u64
     }
 
@@ -94,11 +96,14 @@ impl Clock {
     }
 }
 
-struct MachineState {
+struct MachineState<M, T> {
     name: String,
     status: MachineStatus,
     /// Inputs for this machine's components wait until then.
     paused_until: Time,
+    /// Inputs held by a pause, in arrival order; released together when the pause ends, so a
+    /// pause (even one extended while it lasts) never reorders a stream.
+    held: std::collections::VecDeque<Event<M, T>>,
     clock: Clock,
     components: Vec<ComponentId>,
 }
@@ -129,6 +134,8 @@ struct StreamState {
     /// Arrival time of the last message in each direction (0: opener to acceptor), for FIFO order.
     last_arrival_ns: [u64; 2],
     open: bool,
+    /// Whether the acceptor has been told of the stream; only then is it told of the break.
+    accepted: bool,
 }
 
 enum Payload<M> {
@@ -153,6 +160,8 @@ enum Event<M, T> {
     StreamBroken { id: StreamId, component: ComponentId, incarnation: u32 },
     Fault { index: usize },
     Heal { heal: Heal, generation: u64 },
+    /// A pause may have ended: release the machine's held inputs.
+    Resume { machine: MachineId },
 }
 
 impl<M, T> Event<M, T> {
@@ -164,7 +173,7 @@ impl<M, T> Event<M, T> {
             | Event::StreamBroken { component, .. } => Some(*component),
             Event::Deliver { to, .. } => Some(*to),
             Event::RequestTimeout { caller, .. } => Some(*caller),
-            Event::Fault { .. } | Event::Heal { .. } => None,
+            Event::Fault { .. } | Event::Heal { .. } | Event::Resume { .. } => None,
         }
     }
 
@@ -181,6 +190,7 @@ impl<M, T> Event<M, T> {
             Event::StreamBroken { .. } => "stream break",
             Event::Fault { .. } => "fault",
             Event::Heal { .. } => "heal",
+            Event::Resume { .. } => "resume",
         }
     }
 }
@@ -294,7 +304,7 @@ pub struct Sim<M, T> {
     now: Time,
     next_seq: u64,
     queue: BinaryHeap<Scheduled<M, T>>,
-    machines: Vec<MachineState>,
+    machines: Vec<MachineState<M, T>>,
     machine_ids: BTreeMap<String, MachineId>,
     slots: Vec<Slot<M, T>>,
     component_ids: BTreeMap<String, ComponentId>,
@@ -366,6 +376,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             name: name.to_string(),
             status: MachineStatus::Up,
             paused_until: Time::ZERO,
+            held: std::collections::VecDeque::new(),
             clock: Clock::IDENTITY,
             components: Vec::new(),
         });
@@ -562,6 +573,18 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         }
     }
 
+    /// Messages scheduled for delivery, counted in the queue itself (an independent check of the
+    /// accounting's `in_flight`).
+    pub fn queued_deliveries(&self) -> u64 {
+        let queued = self.queue.iter().filter(|entry| matches!(entry.event, Event::Deliver { .. })).count();
+        let held: usize = self
+            .machines
+            .iter()
+            .map(|machine| machine.held.iter().filter(|event| matches!(event, Event::Deliver { .. })).count())
+            .sum();
+        (queued + held) as u64
+    }
+
     /// Pending work, in words: queued events grouped by kind and target, then what components say.
     pub fn pending(&self) -> Vec<String> {
         let mut groups: BTreeMap<(String, &'static str), (u64, Time)> = BTreeMap::new();
@@ -574,6 +597,13 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             let group = groups.entry((target, entry.event.describe())).or_insert((0, at));
             group.0 += 1;
             group.1 = group.1.min(at);
+        }
+        for machine in &self.machines {
+            if !machine.held.is_empty() {
+                let key = (machine.name.clone(), "held by a pause");
+                let group = groups.entry(key).or_insert((0, machine.paused_until));
+                group.0 += machine.held.len() as u64;
+            }
         }
         let mut lines: Vec<String> = groups
             .into_iter()
@@ -599,11 +629,10 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         self.now = at;
         self.events_processed += 1;
         if let Some(target) = event.target() {
-            let machine = &self.machines[self.slots[target.0 as usize].machine.0 as usize];
-            if machine.paused_until > at && machine.status == MachineStatus::Up {
+            let machine = &mut self.machines[self.slots[target.0 as usize].machine.0 as usize];
+            if machine.status == MachineStatus::Up && (machine.paused_until > at || !machine.held.is_empty()) {
                 // The process is stalled: the input waits, in arrival order, until it resumes.
-                let resume = machine.paused_until;
-                self.schedule(resume, event);
+                machine.held.push_back(event);
                 return true;
             }
         }
@@ -671,7 +700,13 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         let state = &mut self.machines[machine.0 as usize];
         state.status = MachineStatus::Down;
         state.paused_until = Time::ZERO;
+        let held = std::mem::take(&mut state.held);
         let components = state.components.clone();
+        // Held inputs go back to the queue, where they meet a machine that is down (messages are
+        // dropped and counted) or a newer incarnation (timers are void).
+        for event in held {
+            self.schedule(self.now, event);
+        }
         for &id in &components {
             let slot = &mut self.slots[id.0 as usize];
             if let Some(component) = slot.component.take() {
@@ -730,6 +765,8 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             return false;
         }
         state.paused_until = state.paused_until.max(self.now + span);
+        let resume = state.paused_until;
+        self.schedule(resume, Event::Resume { machine });
         true
     }
 
@@ -937,13 +974,15 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                 }
             }
         };
-        let line = serde_json::json!({
-            "t_ns": record.time.as_nanos(),
-            "kind": record.kind.name(),
-            "subject": name(record.subject),
-            "peer": name(record.peer),
-            "detail": text,
-        });
+        // Written by hand so the fields keep a reading order (time first) on every line.
+        let line = format!(
+            "{{\"t_ns\":{},\"kind\":\"{}\",\"subject\":{},\"peer\":{},\"detail\":{}}}",
+            record.time.as_nanos(),
+            record.kind.name(),
+            name(record.subject),
+            name(record.peer),
+            serde_json::Value::String(text),
+        );
         if let Some(sink) = &mut self.trace.jsonl {
             if let Err(err) = writeln!(sink, "{line}") {
                 self.trace.jsonl_error.get_or_insert(err);
@@ -986,6 +1025,15 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             }
             Event::Fault { index } => self.apply_fault(index),
             Event::Heal { heal, generation } => self.apply_heal(heal, generation),
+            Event::Resume { machine } => {
+                let state = &mut self.machines[machine.0 as usize];
+                if state.paused_until <= self.now {
+                    let held = std::mem::take(&mut state.held);
+                    for event in held {
+                        self.schedule(self.now, event);
+                    }
+                }
+            }
         }
     }
 
@@ -1046,6 +1094,9 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                 }
             }
             Payload::StreamOpen(id) => {
+                if let Some(stream) = self.streams.get_mut(&id) {
+                    stream.accepted = true;
+                }
                 self.record(RecordKind::StreamOpen, to.0, from.0, id.0, String::new);
                 self.invoke(to, Input::StreamOpened { id, from });
             }
@@ -1103,7 +1154,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                 let to_machine = self.slots[to.0 as usize].machine.0;
                 self.streams.insert(
                     id,
-                    StreamState { ends: [me, to], machines: [machine.0, to_machine], last_arrival_ns: [0; 2], open: true },
+                    StreamState { ends: [me, to], machines: [machine.0, to_machine], last_arrival_ns: [0; 2], open: true, accepted: false },
                 );
                 if self.network.is_blocked(machine.0, to_machine) || self.network.is_blocked(to_machine, machine.0) {
                     self.break_stream(id);
@@ -1224,7 +1275,8 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             return;
         }
         stream.open = false;
-        let ends = stream.ends;
+        let ends = if stream.accepted { &stream.ends[..] } else { &stream.ends[..1] };
+        let ends = ends.to_vec();
         self.streams_broken += 1;
         for end in ends {
             let slot = &self.slots[end.0 as usize];

@@ -49,11 +49,13 @@ pub struct PingPongHost {
     /// The round in progress and the peer it went to.
     pub waiting: Option<(u64, ComponentId)>,
     pub pongs_sent: u64,
+    /// Pings sent, first tries and resends. With `pongs_sent`, the host's own count of its sends.
+    pub pings_sent: u64,
 }
 
 impl PingPongHost {
     pub fn new(hosts: u32, round_trips: u64, retry_after: Option<Duration>) -> PingPongHost {
-        PingPongHost { hosts, round_trips, retry_after, completed: 0, waiting: None, pongs_sent: 0 }
+        PingPongHost { hosts, round_trips, retry_after, completed: 0, waiting: None, pongs_sent: 0, pings_sent: 0 }
     }
 
     fn ping_next(&mut self, ctx: &mut Ctx<'_, PingMsg, RetryPing>) {
@@ -69,6 +71,7 @@ impl PingPongHost {
         }
         let round = self.completed;
         self.waiting = Some((round, ComponentId(peer)));
+        self.pings_sent += 1;
         ctx.send(ComponentId(peer), PingMsg::Ping { round });
         if let Some(after) = self.retry_after {
             ctx.set_timer(after, RetryPing { round });
@@ -94,6 +97,7 @@ impl Component<PingMsg, RetryPing> for PingPongHost {
             Input::Timer { timer: RetryPing { round }, .. } => {
                 if let Some((waiting_round, peer)) = self.waiting {
                     if waiting_round == round {
+                        self.pings_sent += 1;
                         ctx.send(peer, PingMsg::Ping { round });
                         if let Some(after) = self.retry_after {
                             ctx.set_timer(after, RetryPing { round });
