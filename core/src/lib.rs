@@ -1,1 +1,2 @@
 //! kubedst-core: the Kubernetes model.
+pub mod rules;
