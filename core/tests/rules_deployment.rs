@@ -13,7 +13,10 @@ fn int(v: i32) -> IntOrPercent {
 }
 
 fn rolling(surge: IntOrPercent, unavailable: IntOrPercent) -> DeploymentStrategy {
-    DeploymentStrategy::RollingUpdate { max_surge: surge, max_unavailable: unavailable }
+    DeploymentStrategy::RollingUpdate {
+        max_surge: surge,
+        max_unavailable: unavailable,
+    }
 }
 
 fn rs(name: &str, created_ns: u64, spec: i32, available: i32) -> RsInfo {
@@ -54,8 +57,12 @@ fn resolve_fenceposts_table() {
 #[test]
 fn resolve_fenceposts_rejects_bad_strings() {
     for bad in ["abc", "25", "%", "2.5%", ""] {
-        let err = resolve_fenceposts(&IntOrPercent::String(bad.to_string()), &int(1), 10).unwrap_err();
-        assert!(matches!(err, RulesError::InvalidIntOrPercent { .. }), "{bad}");
+        let err =
+            resolve_fenceposts(&IntOrPercent::String(bad.to_string()), &int(1), 10).unwrap_err();
+        assert!(
+            matches!(err, RulesError::InvalidIntOrPercent { .. }),
+            "{bad}"
+        );
     }
 }
 
@@ -69,7 +76,11 @@ fn max_unavailable_caps_and_zero_replicas() {
         (rolling(pct(25), pct(25)), 10, 2),
     ];
     for (strategy, replicas, expected) in cases {
-        assert_eq!(max_unavailable(strategy, *replicas).unwrap(), *expected, "{strategy:?} {replicas}");
+        assert_eq!(
+            max_unavailable(strategy, *replicas).unwrap(),
+            *expected,
+            "{strategy:?} {replicas}"
+        );
     }
     assert_eq!(max_surge(&rolling(pct(25), pct(25)), 10).unwrap(), 3);
     assert_eq!(max_surge(&DeploymentStrategy::Recreate, 10).unwrap(), 0);
@@ -89,18 +100,35 @@ fn new_rs_new_replicas_table() {
     ];
     for (replicas, surge, new_spec, others, expected) in cases {
         let mut rss = vec![rs("new", 10, *new_spec, 0)];
-        rss.extend(others.iter().enumerate().map(|(i, &s)| rs(&format!("old{i}"), i as u64, s, s)));
+        rss.extend(
+            others
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| rs(&format!("old{i}"), i as u64, s, s)),
+        );
         let strategy = rolling(surge.clone(), int(0));
-        assert_eq!(new_rs_new_replicas(*replicas, &strategy, &rss, 0).unwrap(), *expected, "{surge:?} {new_spec} {others:?}");
+        assert_eq!(
+            new_rs_new_replicas(*replicas, &strategy, &rss, 0).unwrap(),
+            *expected,
+            "{surge:?} {new_spec} {others:?}"
+        );
     }
     let rss = vec![rs("new", 1, 0, 0), rs("old", 0, 5, 5)];
-    assert_eq!(new_rs_new_replicas(5, &DeploymentStrategy::Recreate, &rss, 0).unwrap(), 5);
+    assert_eq!(
+        new_rs_new_replicas(5, &DeploymentStrategy::Recreate, &rss, 0).unwrap(),
+        5
+    );
     assert!(new_rs_new_replicas(5, &DeploymentStrategy::Recreate, &rss, 7).is_err());
 }
 
 /// One rollout sync as `rolloutRolling` does it: scale the new ReplicaSet up and stop if it
 /// changed; otherwise scale old ones down.
-fn sync(replicas: i32, strategy: &DeploymentStrategy, rss: &mut [RsInfo], new_index: usize) -> bool {
+fn sync(
+    replicas: i32,
+    strategy: &DeploymentStrategy,
+    rss: &mut [RsInfo],
+    new_index: usize,
+) -> bool {
     if let Some(d) = reconcile_new_replica_set(replicas, strategy, rss, new_index).unwrap() {
         rss[d.index].spec_replicas = d.replicas;
         return true;
@@ -114,7 +142,11 @@ fn sync(replicas: i32, strategy: &DeploymentStrategy, rss: &mut [RsInfo], new_in
 
 /// Runs syncs to quiescence; `new_pods_become_available` says whether new pods turn available
 /// between syncs (old pods always are). Returns (old spec, new spec) after every changing sync.
-fn rollout(replicas: i32, strategy: &DeploymentStrategy, new_pods_become_available: bool) -> Vec<(i32, i32)> {
+fn rollout(
+    replicas: i32,
+    strategy: &DeploymentStrategy,
+    new_pods_become_available: bool,
+) -> Vec<(i32, i32)> {
     let mut rss = vec![rs("old", 0, replicas, replicas), rs("new", 1, 0, 0)];
     let mut steps = Vec::new();
     for _ in 0..100 {
@@ -152,7 +184,11 @@ fn rolling_update_max_surge_zero_max_unavailable_one() {
 fn cleanup_unhealthy_replicas_goes_oldest_first() {
     // Deployment 10, 25%/25% (surge 3, unavailable 2): two old sets with unavailable pods.
     let strategy = rolling(pct(25), pct(25));
-    let rss = vec![rs("new", 30, 3, 3), rs("older", 10, 5, 3), rs("old", 20, 5, 4)];
+    let rss = vec![
+        rs("new", 30, 3, 3),
+        rs("older", 10, 5, 3),
+        rs("old", 20, 5, 4),
+    ];
     // allPods 13, minAvailable 8, new unavailable 0: maxScaledDown 5.
     // Cleanup: "older" by min(5, 2) = 2 -> 3; "old" by min(3, 1) = 1 -> 4.
     // Scale-down: available 3 + 3 + 4 = 10, 10 - 8 = 2: "older" 3 -> 1.
@@ -160,9 +196,18 @@ fn cleanup_unhealthy_replicas_goes_oldest_first() {
     assert_eq!(
         decisions,
         vec![
-            ScaleDecision { index: 1, replicas: 3 },
-            ScaleDecision { index: 2, replicas: 4 },
-            ScaleDecision { index: 1, replicas: 1 },
+            ScaleDecision {
+                index: 1,
+                replicas: 3
+            },
+            ScaleDecision {
+                index: 2,
+                replicas: 4
+            },
+            ScaleDecision {
+                index: 1,
+                replicas: 1
+            },
         ]
     );
 }
@@ -171,7 +216,9 @@ fn cleanup_unhealthy_replicas_goes_oldest_first() {
 fn reconcile_old_does_nothing_when_new_pods_are_unavailable() {
     let strategy = rolling(pct(25), pct(25));
     let rss = vec![rs("new", 30, 5, 0), rs("old", 10, 8, 8)];
-    assert!(reconcile_old_replica_sets(10, &strategy, &rss, 0).unwrap().is_empty());
+    assert!(reconcile_old_replica_sets(10, &strategy, &rss, 0)
+        .unwrap()
+        .is_empty());
 }
 
 struct ScaleCase {
@@ -197,20 +244,146 @@ fn surge_only(surge: i32) -> DeploymentStrategy {
 fn proportional_scaling_upstream_cases() {
     let (older, old, new) = (1, 2, 3);
     let cases = vec![
-        ScaleCase { name: "normal scaling event: 10 -> 12", replicas: 12, old_replicas: 10, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v1", new, 10)), old_rss: vec![], expected: vec![12] },
-        ScaleCase { name: "proportional scaling: 5 -> 10", replicas: 10, old_replicas: 5, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v2", new, 2)), old_rss: vec![("foo-v1", old, 3)], expected: vec![4, 6] },
-        ScaleCase { name: "proportional scaling: 5 -> 3", replicas: 3, old_replicas: 5, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v2", new, 2)), old_rss: vec![("foo-v1", old, 3)], expected: vec![1, 2] },
-        ScaleCase { name: "proportional scaling: 9 -> 4", replicas: 4, old_replicas: 9, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v2", new, 8)), old_rss: vec![("foo-v1", old, 1)], expected: vec![4, 0] },
-        ScaleCase { name: "proportional scaling: 7 -> 10", replicas: 10, old_replicas: 7, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v3", new, 2)), old_rss: vec![("foo-v2", old, 3), ("foo-v1", older, 2)], expected: vec![3, 4, 3] },
-        ScaleCase { name: "proportional scaling: 13 -> 8", replicas: 8, old_replicas: 13, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v3", new, 2)), old_rss: vec![("foo-v2", old, 8), ("foo-v1", older, 3)], expected: vec![1, 5, 2] },
-        ScaleCase { name: "leftover distribution: 3 -> 4", replicas: 4, old_replicas: 3, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v3", new, 1)), old_rss: vec![("foo-v2", old, 1), ("foo-v1", older, 1)], expected: vec![2, 1, 1] },
-        ScaleCase { name: "leftover distribution: 3 -> 2", replicas: 2, old_replicas: 3, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v3", new, 1)), old_rss: vec![("foo-v2", old, 1), ("foo-v1", older, 1)], expected: vec![1, 1, 0] },
-        ScaleCase { name: "proportional scaling (no new rs): 4 -> 5", replicas: 5, old_replicas: 4, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: None, old_rss: vec![("foo-v2", old, 2), ("foo-v1", older, 2)], expected: vec![3, 2] },
-        ScaleCase { name: "proportional scaling: 6 -> 0", replicas: 0, old_replicas: 6, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v3", new, 3)), old_rss: vec![("foo-v2", old, 2), ("foo-v1", older, 1)], expected: vec![0, 0, 0] },
-        ScaleCase { name: "proportional scaling: 0 -> 6", replicas: 6, old_replicas: 0, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: Some(("foo-v3", new, 0)), old_rss: vec![("foo-v2", old, 0), ("foo-v1", older, 0)], expected: vec![6, 0, 0] },
-        ScaleCase { name: "deployment with surge pods", replicas: 20, old_replicas: 10, strategy: surge_only(2), old_strategy: surge_only(2), new_rs: Some(("foo-v2", new, 6)), old_rss: vec![("foo-v1", old, 6)], expected: vec![11, 11] },
-        ScaleCase { name: "change both surge and size", replicas: 50, old_replicas: 10, strategy: surge_only(6), old_strategy: surge_only(3), new_rs: Some(("foo-v2", new, 5)), old_rss: vec![("foo-v1", old, 8)], expected: vec![22, 34] },
-        ScaleCase { name: "change both size and template", replicas: 12, old_replicas: 10, strategy: surge_only(0), old_strategy: surge_only(0), new_rs: None, old_rss: vec![("foo-v2", new, 7), ("foo-v1", old, 3)], expected: vec![8, 4] },
+        ScaleCase {
+            name: "normal scaling event: 10 -> 12",
+            replicas: 12,
+            old_replicas: 10,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v1", new, 10)),
+            old_rss: vec![],
+            expected: vec![12],
+        },
+        ScaleCase {
+            name: "proportional scaling: 5 -> 10",
+            replicas: 10,
+            old_replicas: 5,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v2", new, 2)),
+            old_rss: vec![("foo-v1", old, 3)],
+            expected: vec![4, 6],
+        },
+        ScaleCase {
+            name: "proportional scaling: 5 -> 3",
+            replicas: 3,
+            old_replicas: 5,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v2", new, 2)),
+            old_rss: vec![("foo-v1", old, 3)],
+            expected: vec![1, 2],
+        },
+        ScaleCase {
+            name: "proportional scaling: 9 -> 4",
+            replicas: 4,
+            old_replicas: 9,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v2", new, 8)),
+            old_rss: vec![("foo-v1", old, 1)],
+            expected: vec![4, 0],
+        },
+        ScaleCase {
+            name: "proportional scaling: 7 -> 10",
+            replicas: 10,
+            old_replicas: 7,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v3", new, 2)),
+            old_rss: vec![("foo-v2", old, 3), ("foo-v1", older, 2)],
+            expected: vec![3, 4, 3],
+        },
+        ScaleCase {
+            name: "proportional scaling: 13 -> 8",
+            replicas: 8,
+            old_replicas: 13,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v3", new, 2)),
+            old_rss: vec![("foo-v2", old, 8), ("foo-v1", older, 3)],
+            expected: vec![1, 5, 2],
+        },
+        ScaleCase {
+            name: "leftover distribution: 3 -> 4",
+            replicas: 4,
+            old_replicas: 3,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v3", new, 1)),
+            old_rss: vec![("foo-v2", old, 1), ("foo-v1", older, 1)],
+            expected: vec![2, 1, 1],
+        },
+        ScaleCase {
+            name: "leftover distribution: 3 -> 2",
+            replicas: 2,
+            old_replicas: 3,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v3", new, 1)),
+            old_rss: vec![("foo-v2", old, 1), ("foo-v1", older, 1)],
+            expected: vec![1, 1, 0],
+        },
+        ScaleCase {
+            name: "proportional scaling (no new rs): 4 -> 5",
+            replicas: 5,
+            old_replicas: 4,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: None,
+            old_rss: vec![("foo-v2", old, 2), ("foo-v1", older, 2)],
+            expected: vec![3, 2],
+        },
+        ScaleCase {
+            name: "proportional scaling: 6 -> 0",
+            replicas: 0,
+            old_replicas: 6,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v3", new, 3)),
+            old_rss: vec![("foo-v2", old, 2), ("foo-v1", older, 1)],
+            expected: vec![0, 0, 0],
+        },
+        ScaleCase {
+            name: "proportional scaling: 0 -> 6",
+            replicas: 6,
+            old_replicas: 0,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: Some(("foo-v3", new, 0)),
+            old_rss: vec![("foo-v2", old, 0), ("foo-v1", older, 0)],
+            expected: vec![6, 0, 0],
+        },
+        ScaleCase {
+            name: "deployment with surge pods",
+            replicas: 20,
+            old_replicas: 10,
+            strategy: surge_only(2),
+            old_strategy: surge_only(2),
+            new_rs: Some(("foo-v2", new, 6)),
+            old_rss: vec![("foo-v1", old, 6)],
+            expected: vec![11, 11],
+        },
+        ScaleCase {
+            name: "change both surge and size",
+            replicas: 50,
+            old_replicas: 10,
+            strategy: surge_only(6),
+            old_strategy: surge_only(3),
+            new_rs: Some(("foo-v2", new, 5)),
+            old_rss: vec![("foo-v1", old, 8)],
+            expected: vec![22, 34],
+        },
+        ScaleCase {
+            name: "change both size and template",
+            replicas: 12,
+            old_replicas: 10,
+            strategy: surge_only(0),
+            old_strategy: surge_only(0),
+            new_rs: None,
+            old_rss: vec![("foo-v2", new, 7), ("foo-v1", old, 3)],
+            expected: vec![8, 4],
+        },
     ];
     for case in cases {
         let old_max = case.old_replicas + max_surge(&case.old_strategy, case.old_replicas).unwrap();
@@ -222,7 +395,14 @@ fn proportional_scaling_upstream_cases() {
             rss.push(info);
         }
         let new_index = case.new_rs.map(|_| 0);
-        let decisions = proportional_scale(case.replicas, &case.strategy, case.old_replicas, &rss, new_index).unwrap();
+        let decisions = proportional_scale(
+            case.replicas,
+            &case.strategy,
+            case.old_replicas,
+            &rss,
+            new_index,
+        )
+        .unwrap();
         let mut sizes: Vec<i32> = rss.iter().map(|r| r.spec_replicas).collect();
         for d in decisions {
             sizes[d.index] = d.replicas;
@@ -242,7 +422,12 @@ fn saturated_but_broken_new_replica_set_does_not_affect_old_pods() {
     old_rs.max_replicas_annotation = Some(3);
     let rss = vec![new_rs, old_rs];
     let decisions = proportional_scale(2, &strategy, 2, &rss, Some(0)).unwrap();
-    assert!(decisions.iter().all(|d| d.replicas == rss[d.index].spec_replicas), "{decisions:?}");
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d.replicas == rss[d.index].spec_replicas),
+        "{decisions:?}"
+    );
 }
 
 #[test]
@@ -251,7 +436,13 @@ fn saturated_new_replica_set_scales_old_ones_to_zero() {
     let mut new_rs = rs("foo-v2", 3, 5, 5);
     new_rs.desired_replicas_annotation = Some(5);
     let rss = vec![new_rs, rs("foo-v1", 2, 1, 1), rs("foo-v0", 1, 0, 0)];
-    assert_eq!(proportional_scale(5, &strategy, 6, &rss, Some(0)).unwrap(), vec![ScaleDecision { index: 1, replicas: 0 }]);
+    assert_eq!(
+        proportional_scale(5, &strategy, 6, &rss, Some(0)).unwrap(),
+        vec![ScaleDecision {
+            index: 1,
+            replicas: 0
+        }]
+    );
 }
 
 #[test]
@@ -265,10 +456,19 @@ fn replica_set_fraction_falls_back_to_status_replicas() {
     // Scaling to zero: the whole size.
     assert_eq!(replica_set_fraction(&info, 0, &strategy, 6).unwrap(), -3);
     // Rounds half away from zero: 1 * 3 / 2 = 1.5 -> 2.
-    assert_eq!(replica_set_fraction(&rs("b", 0, 1, 1), 3, &strategy, 2).unwrap(), 1);
+    assert_eq!(
+        replica_set_fraction(&rs("b", 0, 1, 1), 3, &strategy, 2).unwrap(),
+        1
+    );
 }
 
-fn counts(replicas: i32, updated: i32, ready: i32, available: i32, observed: i64) -> DeploymentStatusCounts {
+fn counts(
+    replicas: i32,
+    updated: i32,
+    ready: i32,
+    available: i32,
+    observed: i64,
+) -> DeploymentStatusCounts {
     DeploymentStatusCounts {
         replicas,
         updated_replicas: updated,
@@ -289,7 +489,11 @@ fn deployment_complete_table() {
         (counts(5, 5, 5, 5, 3), 2, true),
     ];
     for (status, generation, expected) in cases {
-        assert_eq!(deployment_complete(5, generation, &status), expected, "{status:?} gen {generation}");
+        assert_eq!(
+            deployment_complete(5, generation, &status),
+            expected,
+            "{status:?} gen {generation}"
+        );
     }
 }
 
@@ -305,14 +509,21 @@ fn deployment_progressing_table() {
         (counts(11, 3, 7, 7, 1), false), // more old replicas, fewer ready
     ];
     for (new_status, expected) in cases {
-        assert_eq!(deployment_progressing(&old, &new_status), expected, "{new_status:?}");
+        assert_eq!(
+            deployment_progressing(&old, &new_status),
+            expected,
+            "{new_status:?}"
+        );
     }
 }
 
 #[test]
 fn deployment_timed_out_table() {
     let s = 1_000_000_000u64;
-    let cond = |reason: &str, at: u64| ProgressingCondition { reason: reason.to_string(), last_update_ns: at };
+    let cond = |reason: &str, at: u64| ProgressingCondition {
+        reason: reason.to_string(),
+        last_update_ns: at,
+    };
     let updated = cond("ReplicaSetUpdated", 100 * s);
     let cases: Vec<(Option<i32>, Option<ProgressingCondition>, u64, bool)> = vec![
         (Some(600), Some(updated.clone()), 700 * s, false), // exactly at the deadline: not yet
@@ -321,17 +532,34 @@ fn deployment_timed_out_table() {
         (None, Some(updated.clone()), 10_000 * s, false),
         (Some(i32::MAX), Some(updated.clone()), 10_000 * s, false),
         (Some(600), None, 10_000 * s, false),
-        (Some(600), Some(cond(NEW_RS_AVAILABLE_REASON, 0)), 10_000 * s, false),
-        (Some(600), Some(cond(TIMED_OUT_REASON, 9_999 * s)), 10_000 * s, true),
+        (
+            Some(600),
+            Some(cond(NEW_RS_AVAILABLE_REASON, 0)),
+            10_000 * s,
+            false,
+        ),
+        (
+            Some(600),
+            Some(cond(TIMED_OUT_REASON, 9_999 * s)),
+            10_000 * s,
+            true,
+        ),
     ];
     for (deadline, condition, now, expected) in cases {
-        assert_eq!(deployment_timed_out(deadline, condition.as_ref(), now), expected, "{deadline:?} {condition:?} {now}");
+        assert_eq!(
+            deployment_timed_out(deadline, condition.as_ref(), now),
+            expected,
+            "{deadline:?} {condition:?} {now}"
+        );
     }
 }
 
 #[test]
 fn revisions() {
-    assert_eq!(max_revision([Some("1"), Some("3"), None, Some("x"), Some("2")]), 3);
+    assert_eq!(
+        max_revision([Some("1"), Some("3"), None, Some("x"), Some("2")]),
+        3
+    );
     assert_eq!(max_revision([None, Some("")]), 0);
     assert_eq!(next_revision(3).unwrap(), 4);
     assert!(next_revision(i64::MAX).is_err());
@@ -350,5 +578,8 @@ fn fnv32a_and_pod_template_hash() {
     let hash = pod_template_hash(b"template", None);
     assert!(hash.chars().all(|c| "456789bcdf".contains(c)), "{hash}");
     assert_ne!(pod_template_hash(b"template", Some(1)), hash);
-    assert_eq!(pod_template_hash(b"template", Some(1)), pod_template_hash(b"template", Some(1)));
+    assert_eq!(
+        pod_template_hash(b"template", Some(1)),
+        pod_template_hash(b"template", Some(1))
+    );
 }
