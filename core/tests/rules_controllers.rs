@@ -113,7 +113,8 @@ proptest! {
     #[test]
     fn hpa_matches_float64(ready in 0i32..2000, utilization in 0i32..100_000, target in 1i32..1000) {
         let ratio = f64::from(utilization) / f64::from(target);
-        let expected = if (1.0 - 0.1) <= ratio && ratio <= (1.0 + 0.1) {
+        // Upstream's `isWithin`: (1.0 - 0.1) <= ratio && ratio <= (1.0 + 0.1).
+        let expected = if ((1.0 - 0.1)..=(1.0 + 0.1)).contains(&ratio) {
             7
         } else {
             (ratio * f64::from(ready)).ceil() as i32

@@ -583,3 +583,18 @@ fn fnv32a_and_pod_template_hash() {
         pod_template_hash(b"template", Some(1))
     );
 }
+
+#[test]
+fn extreme_inputs_return_errors_not_panics() {
+    let huge = IntOrPercent::String(format!("{}%", i64::MIN));
+    assert!(resolve_fenceposts(&huge, &int(0), i32::MAX).is_err());
+    let strategy = rolling(int(i32::MAX), int(0));
+    let rss = vec![rs("new", 1, i32::MAX, 0), rs("old", 0, i32::MAX, i32::MAX)];
+    let _ = new_rs_new_replicas(i32::MAX, &strategy, &rss, 0);
+    let _ = reconcile_old_replica_sets(i32::MAX, &strategy, &rss, 0);
+    let _ = proportional_scale(i32::MAX, &strategy, 1, &rss, Some(0));
+    let _ = proportional_scale(i32::MIN, &strategy, -1, &rss, None);
+    let mut odd = rs("odd", 0, i32::MIN, i32::MAX);
+    odd.max_replicas_annotation = Some(-1);
+    let _ = replica_set_fraction(&odd, i32::MAX, &strategy, i32::MIN);
+}

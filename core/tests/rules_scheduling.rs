@@ -210,6 +210,9 @@ fn spread_scores_prefer_emptier_nodes() {
     );
 }
 
+/// (tolerations, node taints, min toleration seconds, verdict)
+type NoExecuteCase = (Vec<Toleration>, Vec<Taint>, Option<i64>, NoExecuteVerdict);
+
 #[test]
 fn no_execute_toleration_time() {
     use TaintEffect::*;
@@ -226,7 +229,7 @@ fn no_execute_toleration_time() {
             Some(300),
         ),
     ];
-    let cases: Vec<(Vec<Toleration>, Vec<Taint>, Option<i64>, NoExecuteVerdict)> = vec![
+    let cases: Vec<NoExecuteCase> = vec![
         (
             default_tolerations.clone(),
             vec![],

@@ -47,25 +47,19 @@ impl IntOrPercent {
                 let invalid = || RulesError::InvalidIntOrPercent { value: s.clone() };
                 let digits = s.strip_suffix('%').ok_or_else(invalid)?;
                 let percent: i64 = digits.parse().map_err(|_| invalid())?;
-                let product =
-                    percent
-                        .checked_mul(i64::from(total))
-                        .ok_or(RulesError::Overflow {
-                            what: "percentage of total",
-                        })?;
+                // i128: an i64 percentage times an i32 total cannot overflow.
+                let product = i128::from(percent) * i128::from(total);
                 let scaled = if round_up {
-                    div_ceil(product, 100)
+                    -((-product).div_euclid(100))
                 } else {
                     product.div_euclid(100)
                 };
-                to_i32(scaled, "percentage of total")
+                i32::try_from(scaled).map_err(|_| RulesError::Overflow {
+                    what: "percentage of total",
+                })
             }
         }
     }
-}
-
-fn div_ceil(a: i64, b: i64) -> i64 {
-    -((-a).div_euclid(b))
 }
 
 /// A Deployment's strategy (`spec.strategy`), after API defaulting (25%/25% for RollingUpdate).
@@ -356,8 +350,9 @@ pub fn replica_set_fraction(
     if before == 0 {
         return Ok(0);
     }
-    let spec = i64::from(rs.spec_replicas);
-    let num = spec * deployment_max;
+    // i128: the product of two 32-bit counts and its doubling cannot overflow.
+    let (spec, before) = (i128::from(rs.spec_replicas), i128::from(before));
+    let num = spec * i128::from(deployment_max);
     // Round num / before half away from zero.
     let (num_abs, den_abs) = (num.abs(), before.abs());
     let magnitude = (2 * num_abs + den_abs) / (2 * den_abs);
@@ -366,7 +361,9 @@ pub fn replica_set_fraction(
     } else {
         magnitude
     };
-    to_i32(rounded - spec, "replica set fraction")
+    i32::try_from(rounded - spec).map_err(|_| RulesError::Overflow {
+        what: "replica set fraction",
+    })
 }
 
 /// `GetProportion` (`util/deployment_util.go`): the ReplicaSet's fraction bounded by what is left

@@ -191,15 +191,18 @@ fn log_scale_less(
 
 /// `ActivePodsWithRanks.Less` (`controller_utils.go`): whether `a` should be deleted before `b`.
 ///
-/// 1. Unassigned before assigned. 2. Pending < Unknown < Running. 3. Not ready before ready.
-/// 4. Lower pod-deletion-cost first (PodDeletionCost, on by default). 5. More related pods on the
-/// same node first. 6. Both ready with different ready times: ready for less time first, by
-/// LogarithmicScaleDown (on by default since 1.22; always on here): times are bucketed by
-/// `floor(log2(now - t in ns))` and, within one bucket, upstream decides by uid *and returns*,
-/// skipping the later criteria. A zero ready time goes first. 7. More restarts first: highest
-/// restart count of regular containers, then of sidecar (restartable init) containers; upstream
-/// compares maxima, not sums, and without log scale. 8. Newer first, log-bucketed as in 6 (zero
-/// creation time first).
+/// 1. Unassigned before assigned.
+/// 2. Pending < Unknown < Running.
+/// 3. Not ready before ready.
+/// 4. Lower pod-deletion-cost first (PodDeletionCost, on by default).
+/// 5. More related pods on the same node first.
+/// 6. Both ready with different ready times: ready for less time first, by LogarithmicScaleDown
+///    (on by default since 1.22; always on here): times are bucketed by
+///    `floor(log2(now - t in ns))` and, within one bucket, upstream decides by uid *and returns*,
+///    skipping the later criteria. A zero ready time goes first.
+/// 7. More restarts first: highest restart count of regular containers, then of sidecar
+///    (restartable init) containers; upstream compares maxima, not sums, and without log scale.
+/// 8. Newer first, log-bucketed as in 6 (a zero creation time goes first).
 pub fn deletion_less(a: &PodRankInfo, b: &PodRankInfo, now_ns: u64) -> bool {
     if a.node_name != b.node_name && (a.node_name.is_empty() || b.node_name.is_empty()) {
         return a.node_name.is_empty();

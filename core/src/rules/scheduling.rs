@@ -386,7 +386,7 @@ pub fn least_requested_score(requested: i64, capacity: i64) -> i64 {
     if capacity <= 0 || requested > capacity {
         return 0;
     }
-    let free = i128::from(capacity - requested);
+    let free = i128::from(capacity) - i128::from(requested);
     i64::try_from(free * i128::from(MAX_NODE_SCORE) / i128::from(capacity)).unwrap_or(0)
 }
 
