@@ -1,3 +1,4 @@
 //! kubedst-core: the Kubernetes model.
 
+pub mod rules;
 pub mod store;
