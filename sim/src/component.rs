@@ -106,15 +106,40 @@ pub enum Input<M, T> {
 /// What a component asks the engine to do. Effects are data: only the engine carries them out.
 #[derive(Debug)]
 pub enum Effect<M, T> {
-    Send { to: ComponentId, msg: M },
-    Request { to: ComponentId, id: RequestId, msg: M, timeout: Duration },
-    Respond { reply: ReplyTo, msg: M },
-    OpenStream { to: ComponentId, id: StreamId },
-    StreamSend { id: StreamId, msg: M },
-    CloseStream { id: StreamId },
+    Send {
+        to: ComponentId,
+        msg: M,
+    },
+    Request {
+        to: ComponentId,
+        id: RequestId,
+        msg: M,
+        timeout: Duration,
+    },
+    Respond {
+        reply: ReplyTo,
+        msg: M,
+    },
+    OpenStream {
+        to: ComponentId,
+        id: StreamId,
+    },
+    StreamSend {
+        id: StreamId,
+        msg: M,
+    },
+    CloseStream {
+        id: StreamId,
+    },
     /// `after` is measured on the machine's clock, so a drifting clock fires early or late.
-    SetTimer { id: TimerId, after: Duration, timer: T },
-    CancelTimer { id: TimerId },
+    SetTimer {
+        id: TimerId,
+        after: Duration,
+        timer: T,
+    },
+    CancelTimer {
+        id: TimerId,
+    },
 }
 
 /// A simulated process.
@@ -158,7 +183,7 @@ impl BuggifyConfig {
     /// Like FoundationDB's BUGGIFY, a site is active in one run of four, so that every run
     /// exercises a different subset of rare paths.
     pub fn site_active(&self, site: &str) -> bool {
-        self.enabled && crate::hash::fmix64(self.seed ^ stable_hash_str(site)) % 4 == 0
+        self.enabled && crate::hash::fmix64(self.seed ^ stable_hash_str(site)).is_multiple_of(4)
     }
 }
 
@@ -204,7 +229,12 @@ impl<M, T> Ctx<'_, M, T> {
     pub fn request(&mut self, to: ComponentId, msg: M, timeout: Duration) -> RequestId {
         let id = RequestId(self.ids.next_request);
         self.ids.next_request += 1;
-        self.out.push(Effect::Request { to, id, msg, timeout });
+        self.out.push(Effect::Request {
+            to,
+            id,
+            msg,
+            timeout,
+        });
         id
     }
 

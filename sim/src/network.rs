@@ -36,18 +36,25 @@ fn zero_ratio() -> Ratio {
 impl LatencyModel {
     /// Exactly `latency`, every time, drawing no randomness.
     pub const fn fixed(latency: Duration) -> LatencyModel {
-        LatencyModel { floor: latency, jitter: Duration::ZERO, tail_chance: Ratio::ZERO, tail_max: Duration::ZERO }
+        LatencyModel {
+            floor: latency,
+            jitter: Duration::ZERO,
+            tail_chance: Ratio::ZERO,
+            tail_max: Duration::ZERO,
+        }
     }
 
     /// Draws one latency in nanoseconds.
-    #[inline]
+    #[inline(always)]
     pub fn sample_ns(&self, rng: &mut SimRng) -> u64 {
         let mut latency_ns = duration_nanos(self.floor);
         if !self.jitter.is_zero() {
-            latency_ns = latency_ns.saturating_add(rng.range_inclusive(0, duration_nanos(self.jitter)));
+            latency_ns =
+                latency_ns.saturating_add(rng.range_inclusive(0, duration_nanos(self.jitter)));
         }
         if !self.tail_max.is_zero() && rng.chance(self.tail_chance) {
-            latency_ns = latency_ns.saturating_add(rng.range_inclusive(0, duration_nanos(self.tail_max)));
+            latency_ns =
+                latency_ns.saturating_add(rng.range_inclusive(0, duration_nanos(self.tail_max)));
         }
         latency_ns
     }
@@ -94,7 +101,9 @@ impl LinkConfig {
             ("latency.tail_chance", self.latency.tail_chance),
         ] {
             if !ratio.is_probability() {
-                return Err(format!("{name} = {ratio} is not a probability (expected 0 <= num <= den, den > 0)"));
+                return Err(format!(
+                    "{name} = {ratio} is not a probability (expected 0 <= num <= den, den > 0)"
+                ));
             }
         }
         Ok(())
@@ -131,8 +140,12 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] =
-        [DropReason::Loss, DropReason::Partition, DropReason::DestinationDown, DropReason::StreamBroken];
+    pub const ALL: [DropReason; 4] = [
+        DropReason::Loss,
+        DropReason::Partition,
+        DropReason::DestinationDown,
+        DropReason::StreamBroken,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -158,7 +171,10 @@ pub struct LinkStats {
 
 impl LinkStats {
     pub fn dropped(&self) -> u64 {
-        self.dropped_loss + self.dropped_partition + self.dropped_destination_down + self.dropped_stream_broken
+        self.dropped_loss
+            + self.dropped_partition
+            + self.dropped_destination_down
+            + self.dropped_stream_broken
     }
 
     pub(crate) fn count_drop(&mut self, reason: DropReason) {
@@ -187,6 +203,18 @@ impl MessageTotals {
     pub fn balanced(&self) -> bool {
         self.sent + self.duplicated == self.delivered + self.dropped + self.in_flight
     }
+}
+
+/// What the network does with one datagram.
+pub(crate) enum Route {
+    Lost,
+    Deliver {
+        latency_ns: u64,
+        /// Held back by the reorder fault.
+        delayed: bool,
+        /// A second copy arrives after this long.
+        duplicate_latency_ns: Option<u64>,
+    },
 }
 
 /// Directed machine pair, by machine index.
@@ -231,7 +259,42 @@ impl Network {
         if self.overrides.is_empty() {
             &self.default_link
         } else {
-            self.overrides.get(&(from, to)).map(|(config, _)| config).unwrap_or(&self.default_link)
+            self.overrides
+                .get(&(from, to))
+                .map(|(config, _)| config)
+                .unwrap_or(&self.default_link)
+        }
+    }
+
+    /// Decides the fate of one datagram on the link `src -> dst` (not loopback, not blocked).
+    #[inline]
+    pub fn route(&mut self, src: u32, dst: u32, may_duplicate: bool) -> Route {
+        let link = if self.overrides.is_empty() {
+            &self.default_link
+        } else {
+            self.overrides
+                .get(&(src, dst))
+                .map(|(config, _)| config)
+                .unwrap_or(&self.default_link)
+        };
+        let rng = &mut self.rng;
+        if rng.chance(link.loss) {
+            return Route::Lost;
+        }
+        let mut latency_ns = link.latency.sample_ns(rng);
+        let mut delayed = false;
+        if !link.reorder.is_zero() && rng.chance(link.reorder) {
+            latency_ns = latency_ns
+                .saturating_add(rng.range_inclusive(0, duration_nanos(link.reorder_window)));
+            delayed = true;
+        }
+        let duplicate_latency_ns =
+            (may_duplicate && !link.duplicate.is_zero() && rng.chance(link.duplicate))
+                .then(|| link.latency.sample_ns(rng));
+        Route::Deliver {
+            latency_ns,
+            delayed,
+            duplicate_latency_ns,
         }
     }
 
@@ -251,7 +314,10 @@ impl Network {
     }
 
     pub fn count_drop(&mut self, from: u32, to: u32, reason: DropReason) {
-        self.link_stats.entry((from, to)).or_default().count_drop(reason);
+        self.link_stats
+            .entry((from, to))
+            .or_default()
+            .count_drop(reason);
         self.totals.dropped += 1;
     }
 }

@@ -5,8 +5,14 @@
 use serde::{Deserialize, Deserializer, Serializer};
 use std::time::Duration;
 
-const UNITS: [(&str, u64); 6] =
-    [("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000), ("ns", 1)];
+const UNITS: [(&str, u64); 6] = [
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
 
 /// Formats with the largest unit that represents the value exactly.
 pub fn format(span: Duration) -> String {
@@ -15,7 +21,7 @@ pub fn format(span: Duration) -> String {
         return "0s".to_string();
     }
     for (unit, scale) in UNITS {
-        if nanos % scale == 0 {
+        if nanos.is_multiple_of(scale) {
             return format!("{}{unit}", nanos / scale);
         }
     }
@@ -25,19 +31,25 @@ pub fn format(span: Duration) -> String {
 /// Parses `<integer><unit>`; the error says what was expected.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
-    let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(digits_end);
     let expected = "expected a duration such as 250ns, 10us, 500ms, 30s, 5m or 2h";
     if digits.is_empty() {
         return Err(format!("invalid duration {text:?}: {expected}"));
     }
-    let value: u64 = digits.parse().map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
     let scale = UNITS
         .iter()
         .find(|(name, _)| *name == unit)
         .map(|(_, scale)| *scale)
         .ok_or_else(|| format!("invalid duration {text:?}: unknown unit {unit:?}; {expected}"))?;
-    let nanos = value.checked_mul(scale).ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+    let nanos = value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
     Ok(Duration::from_nanos(nanos))
 }
 
@@ -55,16 +67,22 @@ pub mod option {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(span: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        span: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         match span {
             Some(span) => serializer.serialize_some(&super::format(*span)),
             None => serializer.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let text = Option::<String>::deserialize(deserializer)?;
-        text.map(|text| super::parse(&text).map_err(serde::de::Error::custom)).transpose()
+        text.map(|text| super::parse(&text).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -74,7 +92,16 @@ mod tests {
 
     #[test]
     fn round_trips_exactly() {
-        for nanos in [0, 1, 999, 1_000, 1_500_000, 30_000_000_000, 7_200_000_000_000, 1_000_000_001] {
+        for nanos in [
+            0,
+            1,
+            999,
+            1_000,
+            1_500_000,
+            30_000_000_000,
+            7_200_000_000_000,
+            1_000_000_001,
+        ] {
             let span = Duration::from_nanos(nanos);
             assert_eq!(parse(&format(span)), Ok(span), "{nanos}");
         }
@@ -86,6 +113,8 @@ mod tests {
         assert!(parse("").unwrap_err().contains("expected a duration"));
         assert!(parse("10 parsecs").unwrap_err().contains("unknown unit"));
         assert!(parse("1.5s").unwrap_err().contains("unknown unit"));
-        assert!(parse("99999999999999999999s").unwrap_err().contains("too large"));
+        assert!(parse("99999999999999999999s")
+            .unwrap_err()
+            .contains("too large"));
     }
 }
