@@ -1,1 +1,4 @@
 //! kubedst-core: the Kubernetes model.
+
+pub mod objects;
+pub mod manifest;
