@@ -1,4 +1,4 @@
 //! kubedst-core: the Kubernetes model.
 
-pub mod objects;
 pub mod manifest;
+pub mod objects;

@@ -114,7 +114,10 @@ impl Node {
             let path = FieldPath::root().key("spec").key("taints").index(index);
             super::validation::validate_label_key(&taint.key, &path.key("key"), errors);
             if !seen.insert((taint.key.as_str(), taint.effect)) {
-                errors.push(ValidationError::duplicate(&path, format!("taint {:?} with effect {:?}", taint.key, taint.effect)));
+                errors.push(ValidationError::duplicate(
+                    &path,
+                    format!("taint {:?} with effect {:?}", taint.key, taint.effect),
+                ));
             }
         }
     }
@@ -178,10 +181,17 @@ impl Lease {
     pub fn validate(&self, errors: &mut Vec<ValidationError>) {
         let spec_path = FieldPath::root().key("spec");
         if let Some(duration) = self.spec.lease_duration_seconds.filter(|d| *d <= 0) {
-            errors.push(ValidationError::invalid(&spec_path.key("leaseDurationSeconds"), format!("{duration}: must be greater than 0")));
+            errors.push(ValidationError::invalid(
+                &spec_path.key("leaseDurationSeconds"),
+                format!("{duration}: must be greater than 0"),
+            ));
         }
         if let Some(transitions) = self.spec.lease_transitions {
-            validate_non_negative(i64::from(transitions), &spec_path.key("leaseTransitions"), errors);
+            validate_non_negative(
+                i64::from(transitions),
+                &spec_path.key("leaseTransitions"),
+                errors,
+            );
         }
     }
 }
@@ -221,15 +231,24 @@ pub struct Secret {
 }
 
 /// Reports ConfigMap and Secret keys that are not valid file names (`[-._a-zA-Z0-9]+`).
-fn validate_data_keys<'a>(keys: impl Iterator<Item = &'a String>, path: &FieldPath, errors: &mut Vec<ValidationError>) {
+fn validate_data_keys<'a>(
+    keys: impl Iterator<Item = &'a String>,
+    path: &FieldPath,
+    errors: &mut Vec<ValidationError>,
+) {
     for key in keys {
         let valid = !key.is_empty()
             && key.len() <= 253
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
             && key != "."
             && key != "..";
         if !valid {
-            errors.push(ValidationError::invalid(&path.key(key), format!("{key:?}: a data key must consist of alphanumerics, '-', '_' or '.'")));
+            errors.push(ValidationError::invalid(
+                &path.key(key),
+                format!("{key:?}: a data key must consist of alphanumerics, '-', '_' or '.'"),
+            ));
         }
     }
 }
@@ -253,6 +272,10 @@ impl Secret {
     /// Validates data keys.
     pub fn validate(&self, errors: &mut Vec<ValidationError>) {
         validate_data_keys(self.data.keys(), &FieldPath::root().key("data"), errors);
-        validate_data_keys(self.string_data.keys(), &FieldPath::root().key("stringData"), errors);
+        validate_data_keys(
+            self.string_data.keys(),
+            &FieldPath::root().key("stringData"),
+            errors,
+        );
     }
 }

@@ -95,7 +95,9 @@ pub struct OwnerReference {
 }
 
 /// `True`, `False` or `Unknown`, as every Kubernetes condition's `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub enum ConditionStatus {
     /// The condition holds.
     True,
@@ -142,7 +144,10 @@ impl Condition {
 }
 
 /// Finds a condition by type in a status's condition list.
-pub fn find_condition<'a>(conditions: &'a [Condition], condition_type: &str) -> Option<&'a Condition> {
+pub fn find_condition<'a>(
+    conditions: &'a [Condition],
+    condition_type: &str,
+) -> Option<&'a Condition> {
     conditions
         .iter()
         .find(|condition| condition.condition_type == condition_type)
@@ -220,15 +225,19 @@ impl Visitor<'_> for IntOrStringVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<IntOrString, E> {
-        i32::try_from(value)
-            .map(IntOrString::Int)
-            .map_err(|_| E::custom(format!("integer {value} out of range for a 32-bit IntOrString")))
+        i32::try_from(value).map(IntOrString::Int).map_err(|_| {
+            E::custom(format!(
+                "integer {value} out of range for a 32-bit IntOrString"
+            ))
+        })
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<IntOrString, E> {
-        i32::try_from(value)
-            .map(IntOrString::Int)
-            .map_err(|_| E::custom(format!("integer {value} out of range for a 32-bit IntOrString")))
+        i32::try_from(value).map(IntOrString::Int).map_err(|_| {
+            E::custom(format!(
+                "integer {value} out of range for a 32-bit IntOrString"
+            ))
+        })
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<IntOrString, E> {
@@ -248,7 +257,10 @@ mod tests {
 
     #[test]
     fn int_or_string_reads_counts_and_percentages() {
-        assert_eq!(IntOrString::Int(3).int_or_percent(), Ok(IntOrPercent::Int(3)));
+        assert_eq!(
+            IntOrString::Int(3).int_or_percent(),
+            Ok(IntOrPercent::Int(3))
+        );
         assert_eq!(
             IntOrString::String("25%".into()).int_or_percent(),
             Ok(IntOrPercent::Percent(25))
@@ -281,6 +293,9 @@ mod tests {
             ],
             ..ObjectMeta::default()
         };
-        assert_eq!(meta.controller_ref().map(|o| o.name.as_str()), Some("web-5d4f"));
+        assert_eq!(
+            meta.controller_ref().map(|o| o.name.as_str()),
+            Some("web-5d4f")
+        );
     }
 }

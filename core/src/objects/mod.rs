@@ -24,7 +24,9 @@ pub mod validation;
 pub mod workloads;
 
 pub use cluster::{ConfigMap, Lease, Namespace, Node, Secret};
-pub use meta::{Condition, ConditionStatus, IntOrPercent, IntOrString, ObjectMeta, OwnerReference, StringMap};
+pub use meta::{
+    Condition, ConditionStatus, IntOrPercent, IntOrString, ObjectMeta, OwnerReference, StringMap,
+};
 pub use networking::{EndpointSlice, Service};
 pub use pod::{Pod, PodSpec, PodTemplateSpec};
 pub use policy::{HorizontalPodAutoscaler, PodDisruptionBudget};
@@ -206,7 +208,10 @@ impl Object {
         let name_path = meta_path.key("name");
         if meta.name.is_empty() {
             if meta.generate_name.as_deref().is_none_or(str::is_empty) {
-                errors.push(ValidationError::required(&name_path, "name or generateName is required"));
+                errors.push(ValidationError::required(
+                    &name_path,
+                    "name or generateName is required",
+                ));
             }
         } else {
             let (valid, rule) = match self.kind().name_rule() {
@@ -220,14 +225,23 @@ impl Object {
                 ),
             };
             if !valid {
-                errors.push(ValidationError::invalid(&name_path, format!("{:?}: {rule}", meta.name)));
+                errors.push(ValidationError::invalid(
+                    &name_path,
+                    format!("{:?}: {rule}", meta.name),
+                ));
             }
         }
         if let Some(namespace) = &meta.namespace {
             if !self.kind().is_namespaced() {
-                errors.push(ValidationError::forbidden(&meta_path.key("namespace"), format!("{} is not namespaced", self.kind())));
+                errors.push(ValidationError::forbidden(
+                    &meta_path.key("namespace"),
+                    format!("{} is not namespaced", self.kind()),
+                ));
             } else if !validation::is_dns1123_label(namespace) {
-                errors.push(ValidationError::invalid(&meta_path.key("namespace"), format!("{namespace:?}: a namespace must be a DNS-1123 label")));
+                errors.push(ValidationError::invalid(
+                    &meta_path.key("namespace"),
+                    format!("{namespace:?}: a namespace must be a DNS-1123 label"),
+                ));
             }
         }
         validation::validate_labels(&meta.labels, &meta_path.key("labels"), &mut errors);

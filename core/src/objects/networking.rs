@@ -19,7 +19,9 @@ pub struct Service {
 }
 
 /// How a Service is exposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub enum ServiceType {
     /// A cluster-internal virtual IP (the default).
     #[default]
@@ -115,7 +117,10 @@ impl Service {
         let ports_path = FieldPath::root().key("spec").key("ports");
         let headless = self.spec.cluster_ip.as_deref() == Some("None");
         if self.spec.ports.is_empty() && !headless {
-            errors.push(ValidationError::required(&ports_path, "a Service needs at least one port"));
+            errors.push(ValidationError::required(
+                &ports_path,
+                "a Service needs at least one port",
+            ));
         }
         let mut names = BTreeSet::new();
         let several = self.spec.ports.len() > 1;
@@ -123,10 +128,16 @@ impl Service {
             let port_path = ports_path.index(index);
             validate_port_number(port.port, &port_path.key("port"), errors);
             match &port.name {
-                None if several => errors.push(ValidationError::required(&port_path.key("name"), "each port needs a name when there is more than one")),
+                None if several => errors.push(ValidationError::required(
+                    &port_path.key("name"),
+                    "each port needs a name when there is more than one",
+                )),
                 None => {}
                 Some(name) if !names.insert(name.as_str()) => {
-                    errors.push(ValidationError::duplicate(&port_path.key("name"), format!("{name:?}")));
+                    errors.push(ValidationError::duplicate(
+                        &port_path.key("name"),
+                        format!("{name:?}"),
+                    ));
                 }
                 Some(_) => {}
             }
@@ -140,7 +151,10 @@ impl Service {
             }
             if let Some(node_port) = port.node_port {
                 if matches!(self.spec.service_type, None | Some(ServiceType::ClusterIP)) {
-                    errors.push(ValidationError::forbidden(&port_path.key("nodePort"), "may not be used when `type` is 'ClusterIP'"));
+                    errors.push(ValidationError::forbidden(
+                        &port_path.key("nodePort"),
+                        "may not be used when `type` is 'ClusterIP'",
+                    ));
                 } else {
                     validate_port_number(node_port, &port_path.key("nodePort"), errors);
                 }
@@ -165,7 +179,9 @@ pub struct EndpointSlice {
 }
 
 /// The address family of an EndpointSlice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub enum AddressType {
     /// IPv4 addresses.
     #[default]
@@ -258,14 +274,21 @@ impl EndpointSlice {
         for (index, endpoint) in self.endpoints.iter().enumerate() {
             if !(1..=100).contains(&endpoint.addresses.len()) {
                 errors.push(ValidationError::invalid(
-                    &FieldPath::root().key("endpoints").index(index).key("addresses"),
+                    &FieldPath::root()
+                        .key("endpoints")
+                        .index(index)
+                        .key("addresses"),
                     "must have between 1 and 100 addresses",
                 ));
             }
         }
         for (index, port) in self.ports.iter().enumerate() {
             if let Some(number) = port.port {
-                validate_port_number(number, &FieldPath::root().key("ports").index(index).key("port"), errors);
+                validate_port_number(
+                    number,
+                    &FieldPath::root().key("ports").index(index).key("port"),
+                    errors,
+                );
             }
         }
     }

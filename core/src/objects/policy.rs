@@ -56,7 +56,10 @@ fn validate_budget_value(value: &IntOrString, path: &FieldPath, errors: &mut Vec
     match value.int_or_percent() {
         Ok(IntOrPercent::Int(count)) => validate_non_negative(i64::from(count), path, errors),
         Ok(IntOrPercent::Percent(percent)) if percent > 100 => {
-            errors.push(ValidationError::invalid(path, format!("\"{percent}%\": must not be greater than 100%")));
+            errors.push(ValidationError::invalid(
+                path,
+                format!("\"{percent}%\": must not be greater than 100%"),
+            ));
         }
         Ok(IntOrPercent::Percent(_)) => {}
         Err(detail) => errors.push(ValidationError::invalid(path, detail)),
@@ -71,8 +74,14 @@ impl PodDisruptionBudget {
     pub fn validate(&self, errors: &mut Vec<ValidationError>) {
         let spec_path = FieldPath::root().key("spec");
         match (&self.spec.min_available, &self.spec.max_unavailable) {
-            (Some(_), Some(_)) => errors.push(ValidationError::invalid(&spec_path, "minAvailable and maxUnavailable cannot be both set")),
-            (None, None) => errors.push(ValidationError::required(&spec_path, "one of minAvailable or maxUnavailable is required")),
+            (Some(_), Some(_)) => errors.push(ValidationError::invalid(
+                &spec_path,
+                "minAvailable and maxUnavailable cannot be both set",
+            )),
+            (None, None) => errors.push(ValidationError::required(
+                &spec_path,
+                "one of minAvailable or maxUnavailable is required",
+            )),
             _ => {}
         }
         if let Some(value) = &self.spec.min_available {
@@ -132,7 +141,9 @@ pub struct CrossVersionObjectReference {
 }
 
 /// The source kinds of an autoscaler metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub enum MetricSourceType {
     /// A resource of the pods, such as CPU (the only one simulated).
     #[default]
@@ -243,14 +254,23 @@ impl HorizontalPodAutoscaler {
         let spec_path = FieldPath::root().key("spec");
         let spec = &self.spec;
         if spec.scale_target_ref.kind.is_empty() {
-            errors.push(ValidationError::required(&spec_path.key("scaleTargetRef").key("kind"), "the kind of the workload to scale"));
+            errors.push(ValidationError::required(
+                &spec_path.key("scaleTargetRef").key("kind"),
+                "the kind of the workload to scale",
+            ));
         }
         if spec.scale_target_ref.name.is_empty() {
-            errors.push(ValidationError::required(&spec_path.key("scaleTargetRef").key("name"), "the name of the workload to scale"));
+            errors.push(ValidationError::required(
+                &spec_path.key("scaleTargetRef").key("name"),
+                "the name of the workload to scale",
+            ));
         }
         let min_replicas = spec.min_replicas.unwrap_or(1);
         if min_replicas < 1 {
-            errors.push(ValidationError::invalid(&spec_path.key("minReplicas"), format!("{min_replicas}: must be greater than or equal to 1")));
+            errors.push(ValidationError::invalid(
+                &spec_path.key("minReplicas"),
+                format!("{min_replicas}: must be greater than or equal to 1"),
+            ));
         }
         if spec.max_replicas < min_replicas.max(1) {
             errors.push(ValidationError::invalid(&spec_path.key("maxReplicas"), format!("{}: must be greater than or equal to minReplicas ({min_replicas}) and at least 1", spec.max_replicas)));
@@ -259,21 +279,38 @@ impl HorizontalPodAutoscaler {
             let metric_path = spec_path.key("metrics").index(index);
             if metric.metric_type == MetricSourceType::Resource {
                 match &metric.resource {
-                    None => errors.push(ValidationError::required(&metric_path.key("resource"), "must populate resource when type is Resource")),
+                    None => errors.push(ValidationError::required(
+                        &metric_path.key("resource"),
+                        "must populate resource when type is Resource",
+                    )),
                     Some(resource) => {
-                        if let Some(utilization) = resource.target.average_utilization.filter(|u| *u < 1) {
-                            errors.push(ValidationError::invalid(&metric_path.key("resource").key("target").key("averageUtilization"), format!("{utilization}: must be greater than 0")));
+                        if let Some(utilization) =
+                            resource.target.average_utilization.filter(|u| *u < 1)
+                        {
+                            errors.push(ValidationError::invalid(
+                                &metric_path
+                                    .key("resource")
+                                    .key("target")
+                                    .key("averageUtilization"),
+                                format!("{utilization}: must be greater than 0"),
+                            ));
                         }
                     }
                 }
             }
         }
         if let Some(behavior) = &spec.behavior {
-            for (field, rules) in [("scaleUp", &behavior.scale_up), ("scaleDown", &behavior.scale_down)] {
+            for (field, rules) in [
+                ("scaleUp", &behavior.scale_up),
+                ("scaleDown", &behavior.scale_down),
+            ] {
                 if let Some(window) = rules.as_ref().and_then(|r| r.stabilization_window_seconds) {
                     if !(0..=3600).contains(&window) {
                         errors.push(ValidationError::invalid(
-                            &spec_path.key("behavior").key(field).key("stabilizationWindowSeconds"),
+                            &spec_path
+                                .key("behavior")
+                                .key(field)
+                                .key("stabilizationWindowSeconds"),
                             format!("{window}: must be between 0 and 3600"),
                         ));
                     }

@@ -248,7 +248,11 @@ mod tests {
             (".5", 500),
         ];
         for (text, millicores) in cases {
-            assert_eq!(Millicores::parse(text), Ok(Millicores(millicores)), "{text}");
+            assert_eq!(
+                Millicores::parse(text),
+                Ok(Millicores(millicores)),
+                "{text}"
+            );
         }
     }
 
@@ -266,7 +270,10 @@ mod tests {
         for (text, bytes) in cases {
             assert_eq!(Bytes::parse(text), Ok(Bytes(bytes)), "{text}");
         }
-        assert!(Bytes::parse("8Ei").is_err(), "2^63 exceeds the Kubernetes maximum");
+        assert!(
+            Bytes::parse("8Ei").is_err(),
+            "2^63 exceeds the Kubernetes maximum"
+        );
         assert_eq!(Bytes::parse("7Ei"), Ok(Bytes(7 << 60)));
     }
 

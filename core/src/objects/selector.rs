@@ -33,7 +33,9 @@ pub struct LabelSelectorRequirement {
 }
 
 /// The operators of a label selector requirement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub enum SelectorOperator {
     /// The label is present and its value is one of `values`.
     #[default]
@@ -91,7 +93,11 @@ impl LabelSelector {
         super::validation::validate_labels(&self.match_labels, &labels_path, errors);
         for (index, requirement) in self.match_expressions.iter().enumerate() {
             let requirement_path = path.key("matchExpressions").index(index);
-            super::validation::validate_label_key(&requirement.key, &requirement_path.key("key"), errors);
+            super::validation::validate_label_key(
+                &requirement.key,
+                &requirement_path.key("key"),
+                errors,
+            );
             let values_path = requirement_path.key("values");
             match requirement.operator {
                 SelectorOperator::In | SelectorOperator::NotIn => {
@@ -136,7 +142,11 @@ mod tests {
             .collect()
     }
 
-    fn requirement(key: &str, operator: SelectorOperator, values: &[&str]) -> LabelSelectorRequirement {
+    fn requirement(
+        key: &str,
+        operator: SelectorOperator,
+        values: &[&str],
+    ) -> LabelSelectorRequirement {
         LabelSelectorRequirement {
             key: key.into(),
             operator,
@@ -157,16 +167,48 @@ mod tests {
         let web = labels(&[("app", "web"), ("env", "prod")]);
         let bare = labels(&[]);
         let cases = [
-            (requirement("env", SelectorOperator::In, &["prod", "staging"]), true, false),
-            (requirement("env", SelectorOperator::In, &["dev"]), false, false),
-            (requirement("env", SelectorOperator::NotIn, &["dev"]), true, true),
-            (requirement("env", SelectorOperator::NotIn, &["prod"]), false, true),
-            (requirement("env", SelectorOperator::Exists, &[]), true, false),
-            (requirement("env", SelectorOperator::DoesNotExist, &[]), false, true),
+            (
+                requirement("env", SelectorOperator::In, &["prod", "staging"]),
+                true,
+                false,
+            ),
+            (
+                requirement("env", SelectorOperator::In, &["dev"]),
+                false,
+                false,
+            ),
+            (
+                requirement("env", SelectorOperator::NotIn, &["dev"]),
+                true,
+                true,
+            ),
+            (
+                requirement("env", SelectorOperator::NotIn, &["prod"]),
+                false,
+                true,
+            ),
+            (
+                requirement("env", SelectorOperator::Exists, &[]),
+                true,
+                false,
+            ),
+            (
+                requirement("env", SelectorOperator::DoesNotExist, &[]),
+                false,
+                true,
+            ),
         ];
         for (requirement, on_web, on_bare) in cases {
-            assert_eq!(requirement.matches(&web), on_web, "{requirement:?} on {web:?}");
-            assert_eq!(requirement.matches(&bare), on_bare, "{requirement:?} on no labels");
+            assert_eq!(
+                requirement.matches(&web),
+                on_web,
+                "{requirement:?} on {web:?}"
+            );
+            assert_eq!(
+                requirement.matches(&bare),
+                on_bare,
+                "{requirement:?} on no labels"
+            );
         }
     }
 
@@ -184,8 +226,14 @@ mod tests {
     #[test]
     fn empty_label_selector_matches_all_but_empty_map_selector_matches_none() {
         assert!(LabelSelector::default().matches(&labels(&[("a", "b")])));
-        assert!(!map_selector_matches(&StringMap::new(), &labels(&[("a", "b")])));
-        assert!(map_selector_matches(&labels(&[("a", "b")]), &labels(&[("a", "b"), ("c", "d")])));
+        assert!(!map_selector_matches(
+            &StringMap::new(),
+            &labels(&[("a", "b")])
+        ));
+        assert!(map_selector_matches(
+            &labels(&[("a", "b")]),
+            &labels(&[("a", "b"), ("c", "d")])
+        ));
     }
 
     #[test]

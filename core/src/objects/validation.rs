@@ -134,7 +134,9 @@ pub fn is_dns1123_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| is_lower_alphanumeric(*b) || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| is_lower_alphanumeric(*b) || *b == b'-')
         && bytes.first().copied().is_some_and(is_lower_alphanumeric)
         && bytes.last().copied().is_some_and(is_lower_alphanumeric)
 }
@@ -147,7 +149,9 @@ pub fn is_dns1123_subdomain(text: &str) -> bool {
         && text.split('.').all(|part| {
             let bytes = part.as_bytes();
             !bytes.is_empty()
-                && bytes.iter().all(|b| is_lower_alphanumeric(*b) || *b == b'-')
+                && bytes
+                    .iter()
+                    .all(|b| is_lower_alphanumeric(*b) || *b == b'-')
                 && bytes.first().copied().is_some_and(is_lower_alphanumeric)
                 && bytes.last().copied().is_some_and(is_lower_alphanumeric)
         })
@@ -159,7 +163,9 @@ pub fn is_iana_service_name(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 15
-        && bytes.iter().all(|b| is_lower_alphanumeric(*b) || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| is_lower_alphanumeric(*b) || *b == b'-')
         && bytes.iter().any(|b| b.is_ascii_lowercase())
         && !text.starts_with('-')
         && !text.ends_with('-')
@@ -280,9 +286,19 @@ mod tests {
 
     #[test]
     fn field_paths_read_like_manifests() {
-        let path = FieldPath::root().key("spec").key("containers").index(2).key("name");
+        let path = FieldPath::root()
+            .key("spec")
+            .key("containers")
+            .index(2)
+            .key("name");
         assert_eq!(path.as_str(), "spec.containers[2].name");
-        let error = ValidationError::invalid(&FieldPath::root().key("spec").key("replicas"), "-1: must be greater than or equal to 0");
-        assert_eq!(error.to_string(), "spec.replicas: Invalid value: -1: must be greater than or equal to 0");
+        let error = ValidationError::invalid(
+            &FieldPath::root().key("spec").key("replicas"),
+            "-1: must be greater than or equal to 0",
+        );
+        assert_eq!(
+            error.to_string(),
+            "spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        );
     }
 }
