@@ -1,4 +1,6 @@
 //! kubedst-core: the Kubernetes model.
 
+pub mod manifest;
+pub mod objects;
 pub mod rules;
 pub mod store;
