@@ -22,8 +22,8 @@
 //! its work: input size, nesting depth and serde-saphyr's own budget for aliases.
 
 use crate::objects::{
-    ConfigMap, Deployment, EndpointSlice, HorizontalPodAutoscaler, Job, Kind, Lease, Namespace,
-    Node, Object, Pod, PodDisruptionBudget, ReplicaSet, Secret, Service,
+    ConfigMap, Deployment, EndpointSlice, HorizontalPodAutoscaler, Job, Kind, Lease, Namespace, Node, Object, Pod,
+    PodDisruptionBudget, ReplicaSet, Secret, Service,
 };
 use serde::de::DeserializeOwned;
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
@@ -111,11 +111,7 @@ pub struct ManifestWarning {
 
 impl fmt::Display for ManifestWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: warning: {} {}",
-            self.location, self.path, self.message
-        )
+        write!(f, "{}: warning: {} {}", self.location, self.path, self.message)
     }
 }
 
@@ -171,8 +167,7 @@ impl YamlNode {
     fn is_empty_value(&self) -> bool {
         match &self.value {
             YamlValue::Scalar { text, plain } => {
-                (*plain && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
-                    || text.is_empty()
+                (*plain && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL")) || text.is_empty()
             }
             YamlValue::Sequence(items) => items.is_empty(),
             YamlValue::Mapping(entries) => entries.is_empty(),
@@ -206,22 +201,12 @@ struct YamlDocument {
 
 /// A collection being built while its events arrive.
 enum Frame {
-    Sequence {
-        position: Position,
-        items: Vec<YamlNode>,
-    },
-    Mapping {
-        position: Position,
-        entries: Vec<YamlEntry>,
-        pending_key: Option<(String, Position)>,
-    },
+    Sequence { position: Position, items: Vec<YamlNode> },
+    Mapping { position: Position, entries: Vec<YamlEntry>, pending_key: Option<(String, Position)> },
 }
 
 fn position_of(marker: &serde_saphyr::granit_parser::Marker) -> Position {
-    Position {
-        line: marker.line(),
-        column: marker.col() + 1,
-    }
+    Position { line: marker.line(), column: marker.col() + 1 }
 }
 
 /// Parses every document of the text into position-carrying trees, or returns the YAML syntax
@@ -262,15 +247,9 @@ fn parse_documents(file_label: &str, text: &str) -> Result<Vec<YamlDocument>, Ma
             }
             Event::Scalar(value, style, _, _) => Some(YamlNode {
                 position,
-                value: YamlValue::Scalar {
-                    text: value.into_owned(),
-                    plain: style == ScalarStyle::Plain,
-                },
+                value: YamlValue::Scalar { text: value.into_owned(), plain: style == ScalarStyle::Plain },
             }),
-            Event::Alias(_) | Event::UnresolvedAlias(_) => Some(YamlNode {
-                position,
-                value: YamlValue::Alias,
-            }),
+            Event::Alias(_) | Event::UnresolvedAlias(_) => Some(YamlNode { position, value: YamlValue::Alias }),
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 if stack.len() >= MANIFEST_DEPTH_MAX {
                     return Err(ManifestDiagnostic {
@@ -284,30 +263,19 @@ fn parse_documents(file_label: &str, text: &str) -> Result<Vec<YamlDocument>, Ma
                     });
                 }
                 stack.push(if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Sequence {
-                        position,
-                        items: Vec::new(),
-                    }
+                    Frame::Sequence { position, items: Vec::new() }
                 } else {
-                    Frame::Mapping {
-                        position,
-                        entries: Vec::new(),
-                        pending_key: None,
-                    }
+                    Frame::Mapping { position, entries: Vec::new(), pending_key: None }
                 });
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Sequence { position, items }) => Some(YamlNode {
-                    position,
-                    value: YamlValue::Sequence(items),
-                }),
-                Some(Frame::Mapping {
-                    position, entries, ..
-                }) => Some(YamlNode {
-                    position,
-                    value: YamlValue::Mapping(entries),
-                }),
+                Some(Frame::Sequence { position, items }) => {
+                    Some(YamlNode { position, value: YamlValue::Sequence(items) })
+                }
+                Some(Frame::Mapping { position, entries, .. }) => {
+                    Some(YamlNode { position, value: YamlValue::Mapping(entries) })
+                }
                 None => None,
             },
             _ => None,
@@ -319,11 +287,7 @@ fn parse_documents(file_label: &str, text: &str) -> Result<Vec<YamlDocument>, Ma
             match stack.last_mut() {
                 None => root = Some(node),
                 Some(Frame::Sequence { items, .. }) => items.push(node),
-                Some(Frame::Mapping {
-                    entries,
-                    pending_key,
-                    ..
-                }) => match pending_key.take() {
+                Some(Frame::Mapping { entries, pending_key, .. }) => match pending_key.take() {
                     None => {
                         let key = match &node.value {
                             YamlValue::Scalar { text, .. } => text.clone(),
@@ -331,11 +295,7 @@ fn parse_documents(file_label: &str, text: &str) -> Result<Vec<YamlDocument>, Ma
                         };
                         *pending_key = Some((key, node.position));
                     }
-                    Some((key, key_position)) => entries.push(YamlEntry {
-                        key,
-                        key_position,
-                        value: node,
-                    }),
+                    Some((key, key_position)) => entries.push(YamlEntry { key, key_position, value: node }),
                 },
             }
         }
@@ -360,18 +320,12 @@ impl PathIndex {
     }
 
     fn add(&mut self, path: String, key_position: Option<Position>, node: &YamlNode) {
-        self.by_position
-            .push((node.position, path.len(), path.clone()));
+        self.by_position.push((node.position, path.len(), path.clone()));
         match &node.value {
             YamlValue::Mapping(entries) => {
                 for entry in entries {
-                    let child = if path.is_empty() {
-                        entry.key.clone()
-                    } else {
-                        format!("{path}.{}", entry.key)
-                    };
-                    self.by_key_position
-                        .insert(entry.key_position, child.clone());
+                    let child = if path.is_empty() { entry.key.clone() } else { format!("{path}.{}", entry.key) };
+                    self.by_key_position.insert(entry.key_position, child.clone());
                     self.add(child, Some(entry.key_position), &entry.value);
                 }
             }
@@ -382,9 +336,7 @@ impl PathIndex {
             }
             YamlValue::Scalar { .. } | YamlValue::Alias => {}
         }
-        self.by_path
-            .entry(path)
-            .or_insert((key_position, node.position));
+        self.by_path.entry(path).or_insert((key_position, node.position));
     }
 
     /// The field at a position: the field whose key is there, else the shortest path whose value
@@ -400,10 +352,7 @@ impl PathIndex {
                 return Some(path);
             }
         }
-        after
-            .checked_sub(1)
-            .and_then(|i| self.by_position.get(i))
-            .map(|(_, _, path)| path.as_str())
+        after.checked_sub(1).and_then(|i| self.by_position.get(i)).map(|(_, _, path)| path.as_str())
     }
 
     /// The value position of a path, or of its nearest ancestor present in the document.
@@ -445,9 +394,7 @@ impl PathIndex {
     }
 
     fn key_position(&self, path: &str) -> Option<Position> {
-        self.by_path
-            .get(path)
-            .map(|(key, value)| key.unwrap_or(*value))
+        self.by_path.get(path).map(|(key, value)| key.unwrap_or(*value))
     }
 
     fn node_is_empty(root: &YamlNode, segments: &[PathSegment]) -> bool {
@@ -486,9 +433,9 @@ fn segments_of(path: &serde_ignored::Path<'_>, out: &mut Vec<PathSegment>) {
             segments_of(parent, out);
             out.push(PathSegment::Key(key.clone()));
         }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => segments_of(parent, out),
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            segments_of(parent, out)
+        }
     }
 }
 
@@ -516,40 +463,21 @@ struct DocumentContext<'a> {
 
 impl DocumentContext<'_> {
     fn location(&self, position: Position) -> SourceLocation {
-        SourceLocation {
-            file: self.file_label.to_string(),
-            line: position.line,
-            column: position.column,
-        }
+        SourceLocation { file: self.file_label.to_string(), line: position.line, column: position.column }
     }
 
-    fn diagnostic(
-        &self,
-        position: Position,
-        path: Option<&str>,
-        message: String,
-    ) -> ManifestDiagnostic {
-        ManifestDiagnostic {
-            location: self.location(position),
-            path: path.map(str::to_string),
-            message,
-        }
+    fn diagnostic(&self, position: Position, path: Option<&str>, message: String) -> ManifestDiagnostic {
+        ManifestDiagnostic { location: self.location(position), path: path.map(str::to_string), message }
     }
 }
 
 /// Reads a document's `apiVersion` and `kind` and resolves them to a supported kind.
-fn resolve_kind(
-    context: &DocumentContext<'_>,
-    root: &YamlNode,
-) -> Result<Kind, ManifestDiagnostic> {
+fn resolve_kind(context: &DocumentContext<'_>, root: &YamlNode) -> Result<Kind, ManifestDiagnostic> {
     if !matches!(root.value, YamlValue::Mapping(_)) {
         return Err(context.diagnostic(
             root.position,
             None,
-            format!(
-                "expected a Kubernetes object (a mapping with apiVersion and kind), found {}",
-                root.describe()
-            ),
+            format!("expected a Kubernetes object (a mapping with apiVersion and kind), found {}", root.describe()),
         ));
     }
     let scalar_field = |field: &str| -> Result<Option<(String, Position)>, ManifestDiagnostic> {
@@ -569,40 +497,28 @@ fn resolve_kind(
         context.diagnostic(
             root.position,
             Some("kind"),
-            format!(
-                "missing field; every object needs apiVersion and kind (supported: {})",
-                Kind::supported_list()
-            ),
+            format!("missing field; every object needs apiVersion and kind (supported: {})", Kind::supported_list()),
         )
     })?;
     let kind = Kind::from_kind_name(&kind_name).ok_or_else(|| {
         context.diagnostic(
             kind_position,
             Some("kind"),
-            format!(
-                "unknown kind {kind_name:?}; supported kinds: {}",
-                Kind::supported_list()
-            ),
+            format!("unknown kind {kind_name:?}; supported kinds: {}", Kind::supported_list()),
         )
     })?;
     let (api_version, api_version_position) = scalar_field("apiVersion")?.ok_or_else(|| {
         context.diagnostic(
             root.position,
             Some("apiVersion"),
-            format!(
-                "missing field; {kind} needs apiVersion: {}",
-                kind.api_version()
-            ),
+            format!("missing field; {kind} needs apiVersion: {}", kind.api_version()),
         )
     })?;
     if api_version != kind.api_version() {
         return Err(context.diagnostic(
             api_version_position,
             Some("apiVersion"),
-            format!(
-                "{api_version:?} is not supported for {kind}; use {}",
-                kind.api_version()
-            ),
+            format!("{api_version:?} is not supported for {kind}; use {}", kind.api_version()),
         ));
     }
     Ok(kind)
@@ -623,10 +539,7 @@ fn deserialize_document<T: DeserializeOwned>(
     Ok((value, ignored))
 }
 
-fn deserialize_object(
-    kind: Kind,
-    document_text: &str,
-) -> Result<(Object, Vec<Vec<PathSegment>>), serde_saphyr::Error> {
+fn deserialize_object(kind: Kind, document_text: &str) -> Result<(Object, Vec<Vec<PathSegment>>), serde_saphyr::Error> {
     fn typed<T: DeserializeOwned + Into<Object>>(
         text: &str,
     ) -> Result<(Object, Vec<Vec<PathSegment>>), serde_saphyr::Error> {
@@ -652,9 +565,7 @@ fn deserialize_object(
 /// The text of one document, preceded by as many newlines as lines before it, so that
 /// serde-saphyr reports the same line numbers as the whole file.
 fn document_text(text: &str, document: &YamlDocument) -> String {
-    let start = text
-        .get(..document.root_line_start_byte(text))
-        .map_or(0, str::len);
+    let start = text.get(..document.root_line_start_byte(text)).map_or(0, str::len);
     let end = document.text_end_byte.clamp(start, text.len());
     let body = text.get(start..end).unwrap_or("");
     let lines_before = document.root.position.line.saturating_sub(1);
@@ -680,10 +591,7 @@ impl YamlDocument {
                 line_start = offset + 1;
             }
         }
-        line_start.max(
-            text.get(..content_start)
-                .map_or(0, |s| s.rfind('\n').map_or(0, |i| i + 1)),
-        )
+        line_start.max(text.get(..content_start).map_or(0, |s| s.rfind('\n').map_or(0, |i| i + 1)))
     }
 }
 
@@ -705,34 +613,23 @@ fn time_hint(path: &str) -> &'static str {
 pub fn load_manifests(file_label: &str, text: &str) -> Result<LoadedManifests, ManifestError> {
     let at_start = |message: String| ManifestError {
         diagnostics: vec![ManifestDiagnostic {
-            location: SourceLocation {
-                file: file_label.to_string(),
-                line: 1,
-                column: 1,
-            },
+            location: SourceLocation { file: file_label.to_string(), line: 1, column: 1 },
             path: None,
             message,
         }],
     };
     if text.len() > MANIFEST_SIZE_MAX_BYTES {
-        return Err(at_start(format!(
-            "file of {} bytes exceeds the limit of {MANIFEST_SIZE_MAX_BYTES}",
-            text.len()
-        )));
+        return Err(at_start(format!("file of {} bytes exceeds the limit of {MANIFEST_SIZE_MAX_BYTES}", text.len())));
     }
-    let documents = parse_documents(file_label, text).map_err(|diagnostic| ManifestError {
-        diagnostics: vec![diagnostic],
-    })?;
+    let documents =
+        parse_documents(file_label, text).map_err(|diagnostic| ManifestError { diagnostics: vec![diagnostic] })?;
     let mut loaded = LoadedManifests::default();
     let mut diagnostics = Vec::new();
     for document in &documents {
         if document.root.is_empty_value() {
             continue;
         }
-        let context = DocumentContext {
-            file_label,
-            index: PathIndex::build(&document.root),
-        };
+        let context = DocumentContext { file_label, index: PathIndex::build(&document.root) };
         let kind = match resolve_kind(&context, &document.root) {
             Ok(kind) => kind,
             Err(diagnostic) => {
@@ -769,10 +666,7 @@ pub fn load_manifests(file_label: &str, text: &str) -> Result<LoadedManifests, M
         }
         if let Err(errors) = object.validate() {
             for error in errors {
-                let position = context
-                    .index
-                    .value_position(&error.path)
-                    .unwrap_or(document.root.position);
+                let position = context.index.value_position(&error.path).unwrap_or(document.root.position);
                 diagnostics.push(context.diagnostic(
                     position,
                     Some(&error.path),
@@ -781,10 +675,7 @@ pub fn load_manifests(file_label: &str, text: &str) -> Result<LoadedManifests, M
             }
             continue;
         }
-        loaded.objects.push(LoadedObject {
-            object,
-            location: context.location(document.root.position),
-        });
+        loaded.objects.push(LoadedObject { object, location: context.location(document.root.position) });
     }
     if diagnostics.is_empty() {
         Ok(loaded)
@@ -799,9 +690,7 @@ fn diagnostic_from_serde(
     root: &YamlNode,
     error: &serde_saphyr::Error,
 ) -> ManifestDiagnostic {
-    let message = serde_saphyr::DefaultMessageFormatter
-        .format_message(error)
-        .replace('\n', " ");
+    let message = serde_saphyr::DefaultMessageFormatter.format_message(error).replace('\n', " ");
     let position = error
         .location()
         .filter(|location| location.line() > 0)
@@ -810,14 +699,10 @@ fn diagnostic_from_serde(
             column: usize::try_from(location.column().max(1)).unwrap_or(usize::MAX),
         })
         .unwrap_or(root.position);
-    let path = context
-        .index
-        .path_at(position)
-        .filter(|path| !path.is_empty());
+    let path = context.index.path_at(position).filter(|path| !path.is_empty());
     // Some messages ("invalid i32") do not quote the offending text; the tree has it.
-    let found = path
-        .and_then(|path| context.index.scalar_at(root, path))
-        .filter(|text| !message.contains(text.as_str()));
+    let found =
+        path.and_then(|path| context.index.scalar_at(root, path)).filter(|text| !message.contains(text.as_str()));
     let message = match found {
         Some(text) => format!("{message}: found {text:?}"),
         None => message,

@@ -247,23 +247,17 @@ impl fmt::Display for StoreError {
                 write!(f, "key {key} already exists (mod_revision {mod_revision})")
             }
             StoreError::NotFound { key } => write!(f, "key {key} not found"),
-            StoreError::Conflict {
-                key,
-                expected_mod_revision,
-                current_mod_revision,
-            } => write!(
+            StoreError::Conflict { key, expected_mod_revision, current_mod_revision } => write!(
                 f,
                 "conflict on {key}: expected mod_revision {expected_mod_revision}, \
                  current is {current_mod_revision}"
             ),
-            StoreError::Compacted { compact_revision } => write!(
-                f,
-                "required revision has been compacted (compaction point {compact_revision})"
-            ),
-            StoreError::FutureRevision { requested, current } => write!(
-                f,
-                "revision {requested} is newer than the current revision {current}"
-            ),
+            StoreError::Compacted { compact_revision } => {
+                write!(f, "required revision has been compacted (compaction point {compact_revision})")
+            }
+            StoreError::FutureRevision { requested, current } => {
+                write!(f, "revision {requested} is newer than the current revision {current}")
+            }
             StoreError::LeaseNotFound { lease } => write!(f, "lease {lease} not found"),
             StoreError::DuplicateKeyInTxn { key } => {
                 write!(f, "transaction touches key {key} more than once")
@@ -368,37 +362,21 @@ impl<V: Clone> Store<V> {
 
     /// The value of `key` as of `revision`, so a stale API-server cache can be compared against
     /// the truth. Fails below the compaction point and above the current revision.
-    pub fn get_at(
-        &self,
-        key: &str,
-        revision: Revision,
-    ) -> Result<Option<&KeyValue<V>>, StoreError> {
+    pub fn get_at(&self, key: &str, revision: Revision) -> Result<Option<&KeyValue<V>>, StoreError> {
         self.check_readable(revision)?;
-        Ok(self
-            .index
-            .get(key)
-            .and_then(|versions| version_at(versions, revision)))
+        Ok(self.index.get(key).and_then(|versions| version_at(versions, revision)))
     }
 
     /// All keys under `prefix` at the latest revision, in key order.
     pub fn list(&self, prefix: &str) -> Vec<&KeyValue<V>> {
-        self.keys_with_prefix(prefix)
-            .filter_map(|(_, versions)| versions.last()?.kv.as_ref())
-            .collect()
+        self.keys_with_prefix(prefix).filter_map(|(_, versions)| versions.last()?.kv.as_ref()).collect()
     }
 
     /// All keys under `prefix` as of `revision`, in key order: a consistent snapshot for a
     /// paginated or "resourceVersion=N" list.
-    pub fn list_at(
-        &self,
-        prefix: &str,
-        revision: Revision,
-    ) -> Result<Vec<&KeyValue<V>>, StoreError> {
+    pub fn list_at(&self, prefix: &str, revision: Revision) -> Result<Vec<&KeyValue<V>>, StoreError> {
         self.check_readable(revision)?;
-        Ok(self
-            .keys_with_prefix(prefix)
-            .filter_map(|(_, versions)| version_at(versions, revision))
-            .collect())
+        Ok(self.keys_with_prefix(prefix).filter_map(|(_, versions)| version_at(versions, revision)).collect())
     }
 
     fn keys_with_prefix<'s, 'p>(
@@ -406,24 +384,16 @@ impl<V: Clone> Store<V> {
         prefix: &'p str,
     ) -> impl Iterator<Item = (&'s String, &'s Vec<KeyVersion<V>>)> + use<'s, 'p, V> {
         self.index
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(move |(key, _)| key.starts_with(prefix))
     }
 
     fn check_readable(&self, revision: Revision) -> Result<(), StoreError> {
         if revision < self.compacted_revision {
-            return Err(StoreError::Compacted {
-                compact_revision: self.compacted_revision,
-            });
+            return Err(StoreError::Compacted { compact_revision: self.compacted_revision });
         }
         if revision > self.current_revision {
-            return Err(StoreError::FutureRevision {
-                requested: revision,
-                current: self.current_revision,
-            });
+            return Err(StoreError::FutureRevision { requested: revision, current: self.current_revision });
         }
         Ok(())
     }
@@ -434,19 +404,11 @@ impl<V: Clone> Store<V> {
     /// order within one transaction). Fails with [`StoreError::Compacted`] rather than return a
     /// history with a hole when `start_revision` is below the compaction point. A start beyond
     /// the current revision yields no events: the watcher is simply ahead.
-    pub fn watch_from(
-        &self,
-        prefix: &str,
-        start_revision: Revision,
-    ) -> Result<Vec<WatchEvent<V>>, StoreError> {
+    pub fn watch_from(&self, prefix: &str, start_revision: Revision) -> Result<Vec<WatchEvent<V>>, StoreError> {
         if start_revision < self.compacted_revision {
-            return Err(StoreError::Compacted {
-                compact_revision: self.compacted_revision,
-            });
+            return Err(StoreError::Compacted { compact_revision: self.compacted_revision });
         }
-        Ok(self
-            .events_since(prefix, start_revision.saturating_sub(1), usize::MAX)?
-            .events)
+        Ok(self.events_since(prefix, start_revision.saturating_sub(1), usize::MAX)?.events)
     }
 
     /// The changes under `prefix` after `after_revision`, at most about `limit` of them, so a
@@ -461,13 +423,9 @@ impl<V: Clone> Store<V> {
     ) -> Result<WatchBatch<V>, StoreError> {
         let start_revision = after_revision.saturating_add(1);
         if start_revision < self.compacted_revision {
-            return Err(StoreError::Compacted {
-                compact_revision: self.compacted_revision,
-            });
+            return Err(StoreError::Compacted { compact_revision: self.compacted_revision });
         }
-        let start = self
-            .log
-            .partition_point(|entry| entry.revision < start_revision);
+        let start = self.log.partition_point(|entry| entry.revision < start_revision);
         let mut events: Vec<WatchEvent<V>> = Vec::new();
         let mut progress_revision = self.current_revision.max(after_revision);
         for entry in self.log.range(start..) {
@@ -481,10 +439,7 @@ impl<V: Clone> Store<V> {
                 events.push(self.event_of(entry));
             }
         }
-        Ok(WatchBatch {
-            events,
-            progress_revision,
-        })
+        Ok(WatchBatch { events, progress_revision })
     }
 
     /// Rebuilds the event of a log entry from the key index.
@@ -496,10 +451,7 @@ impl<V: Clone> Store<V> {
             .expect("log entry without a version");
         let prev_kv = at.checked_sub(1).and_then(|prev| versions[prev].kv.clone());
         match &versions[at].kv {
-            Some(kv) => WatchEvent::Put {
-                kv: kv.clone(),
-                prev_kv,
-            },
+            Some(kv) => WatchEvent::Put { kv: kv.clone(), prev_kv },
             None => WatchEvent::Delete {
                 key: entry.key.clone(),
                 revision: entry.revision,
@@ -511,24 +463,11 @@ impl<V: Clone> Store<V> {
     // ----- writes -----
 
     /// Creates `key`; fails with [`StoreError::AlreadyExists`] if it exists (Kubernetes' create).
-    pub fn create(
-        &mut self,
-        key: &str,
-        value: V,
-        lease: Option<LeaseId>,
-        now_ns: u64,
-    ) -> Result<Revision, StoreError> {
+    pub fn create(&mut self, key: &str, value: V, lease: Option<LeaseId>, now_ns: u64) -> Result<Revision, StoreError> {
         if let Some(kv) = self.get(key) {
-            return Err(StoreError::AlreadyExists {
-                key: key.to_string(),
-                mod_revision: kv.mod_revision,
-            });
+            return Err(StoreError::AlreadyExists { key: key.to_string(), mod_revision: kv.mod_revision });
         }
-        let op = TxnOp::Put {
-            key: key.to_string(),
-            value,
-            lease,
-        };
+        let op = TxnOp::Put { key: key.to_string(), value, lease };
         self.apply(vec![op], now_ns).map(|outcome| outcome.revision)
     }
 
@@ -545,11 +484,7 @@ impl<V: Clone> Store<V> {
         now_ns: u64,
     ) -> Result<WriteOutcome<V>, StoreError> {
         self.check_precondition(key, expected_mod_revision)?;
-        let op = TxnOp::Put {
-            key: key.to_string(),
-            value,
-            lease,
-        };
+        let op = TxnOp::Put { key: key.to_string(), value, lease };
         self.apply(vec![op], now_ns).map(single_outcome)
     }
 
@@ -561,11 +496,7 @@ impl<V: Clone> Store<V> {
         lease: Option<LeaseId>,
         now_ns: u64,
     ) -> Result<WriteOutcome<V>, StoreError> {
-        let op = TxnOp::Put {
-            key: key.to_string(),
-            value,
-            lease,
-        };
+        let op = TxnOp::Put { key: key.to_string(), value, lease };
         self.apply(vec![op], now_ns).map(single_outcome)
     }
 
@@ -577,21 +508,13 @@ impl<V: Clone> Store<V> {
         now_ns: u64,
     ) -> Result<WriteOutcome<V>, StoreError> {
         self.check_precondition(key, expected_mod_revision)?;
-        let op = TxnOp::Delete {
-            key: key.to_string(),
-        };
+        let op = TxnOp::Delete { key: key.to_string() };
         self.apply(vec![op], now_ns).map(single_outcome)
     }
 
-    fn check_precondition(
-        &self,
-        key: &str,
-        expected_mod_revision: Option<Revision>,
-    ) -> Result<(), StoreError> {
+    fn check_precondition(&self, key: &str, expected_mod_revision: Option<Revision>) -> Result<(), StoreError> {
         let Some(kv) = self.get(key) else {
-            return Err(StoreError::NotFound {
-                key: key.to_string(),
-            });
+            return Err(StoreError::NotFound { key: key.to_string() });
         };
         match expected_mod_revision {
             Some(expected) if expected != kv.mod_revision => Err(StoreError::Conflict {
@@ -607,12 +530,7 @@ impl<V: Clone> Store<V> {
     /// (no new revision when nothing changes, as when deleting absent keys). A failed compare
     /// is not an error: it returns `succeeded: false` with the current revision, which is how
     /// Kubernetes detects a conflict and then re-reads.
-    pub fn txn(
-        &mut self,
-        compares: &[Compare],
-        ops: Vec<TxnOp<V>>,
-        now_ns: u64,
-    ) -> Result<TxnOutcome<V>, StoreError> {
+    pub fn txn(&mut self, compares: &[Compare], ops: Vec<TxnOp<V>>, now_ns: u64) -> Result<TxnOutcome<V>, StoreError> {
         // A malformed request fails whatever the compares say, as etcd validates first.
         self.validate(&ops, now_ns)?;
         let holds = compares.iter().all(|compare| match compare {
@@ -621,11 +539,7 @@ impl<V: Clone> Store<V> {
             }
         });
         if !holds {
-            return Ok(TxnOutcome {
-                succeeded: false,
-                revision: self.current_revision,
-                prev_kvs: Vec::new(),
-            });
+            return Ok(TxnOutcome { succeeded: false, revision: self.current_revision, prev_kvs: Vec::new() });
         }
         self.apply(ops, now_ns)
     }
@@ -680,20 +594,11 @@ impl<V: Clone> Store<V> {
             prev_kvs.push(self.apply_one(op, revision, written_at_ns));
         }
         self.debug_check_tail();
-        Ok(TxnOutcome {
-            succeeded: true,
-            revision,
-            prev_kvs,
-        })
+        Ok(TxnOutcome { succeeded: true, revision, prev_kvs })
     }
 
     /// Applies one validated operation at `revision` and returns the previous value.
-    fn apply_one(
-        &mut self,
-        op: TxnOp<V>,
-        revision: Revision,
-        written_at_ns: u64,
-    ) -> Option<KeyValue<V>> {
+    fn apply_one(&mut self, op: TxnOp<V>, revision: Revision, written_at_ns: u64) -> Option<KeyValue<V>> {
         let (key, new_kv) = match op {
             TxnOp::Put { key, value, lease } => {
                 let prev = self.get(&key);
@@ -737,35 +642,20 @@ impl<V: Clone> Store<V> {
             versions.last().is_none_or(|last| last.revision < revision),
             "a key's revisions must strictly increase"
         );
-        versions.push(KeyVersion {
-            revision,
-            kv: new_kv,
-        });
+        versions.push(KeyVersion { revision, kv: new_kv });
         self.versions += 1;
-        self.log.push_back(LogEntry {
-            revision,
-            key,
-            written_at_ns,
-        });
+        self.log.push_back(LogEntry { revision, key, written_at_ns });
         prev_kv
     }
 
     fn debug_check_tail(&self) {
         debug_assert!(self.compacted_revision <= self.current_revision);
         if let Some(last) = self.log.back() {
-            debug_assert_eq!(
-                last.revision, self.current_revision,
-                "log ends at the current revision"
-            );
+            debug_assert_eq!(last.revision, self.current_revision, "log ends at the current revision");
         }
         if let (Some(first), Some(last)) = (self.log.front(), self.log.back()) {
-            debug_assert!(
-                first.revision <= last.revision && first.written_at_ns <= last.written_at_ns
-            );
-            debug_assert!(
-                first.revision >= self.compacted_revision,
-                "log starts at the compaction point"
-            );
+            debug_assert!(first.revision <= last.revision && first.written_at_ns <= last.written_at_ns);
+            debug_assert!(first.revision >= self.compacted_revision, "log starts at the compaction point");
         }
     }
 
@@ -776,10 +666,7 @@ impl<V: Clone> Store<V> {
     /// point is a no-op, so a periodic compactor need not track it.
     pub fn compact(&mut self, revision: Revision) -> Result<(), StoreError> {
         if revision > self.current_revision {
-            return Err(StoreError::FutureRevision {
-                requested: revision,
-                current: self.current_revision,
-            });
+            return Err(StoreError::FutureRevision { requested: revision, current: self.current_revision });
         }
         if revision <= self.compacted_revision {
             return Ok(());
@@ -816,9 +703,7 @@ impl<V: Clone> Store<V> {
     /// point afterwards.
     pub fn compact_older_than(&mut self, now_ns: u64, retention_ns: u64) -> Revision {
         let cutoff_ns = now_ns.saturating_sub(retention_ns);
-        let first_recent = self
-            .log
-            .partition_point(|entry| entry.written_at_ns < cutoff_ns);
+        let first_recent = self.log.partition_point(|entry| entry.written_at_ns < cutoff_ns);
         let revision = match self.log.get(first_recent) {
             Some(entry) => entry.revision,
             None => self.current_revision,
@@ -835,14 +720,7 @@ impl<V: Clone> Store<V> {
     pub fn grant_lease(&mut self, ttl_ns: u64, now_ns: u64) -> LeaseId {
         let id = self.next_lease_id;
         self.next_lease_id += 1;
-        self.leases.insert(
-            id,
-            Lease {
-                ttl_ns,
-                expires_at_ns: now_ns.saturating_add(ttl_ns),
-                keys: BTreeSet::new(),
-            },
-        );
+        self.leases.insert(id, Lease { ttl_ns, expires_at_ns: now_ns.saturating_add(ttl_ns), keys: BTreeSet::new() });
         id
     }
 
@@ -852,33 +730,19 @@ impl<V: Clone> Store<V> {
         if !self.lease_alive(lease, now_ns) {
             return Err(StoreError::LeaseNotFound { lease });
         }
-        let entry = self
-            .leases
-            .get_mut(&lease)
-            .ok_or(StoreError::LeaseNotFound { lease })?;
+        let entry = self.leases.get_mut(&lease).ok_or(StoreError::LeaseNotFound { lease })?;
         entry.expires_at_ns = now_ns.saturating_add(entry.ttl_ns);
         Ok(entry.expires_at_ns)
     }
 
     /// Revokes a lease and deletes its keys in one transaction. Returns the revision of the
     /// deletion, or `None` if the lease held no keys.
-    pub fn revoke_lease(
-        &mut self,
-        lease: LeaseId,
-        now_ns: u64,
-    ) -> Result<Option<Revision>, StoreError> {
-        let entry = self
-            .leases
-            .remove(&lease)
-            .ok_or(StoreError::LeaseNotFound { lease })?;
+    pub fn revoke_lease(&mut self, lease: LeaseId, now_ns: u64) -> Result<Option<Revision>, StoreError> {
+        let entry = self.leases.remove(&lease).ok_or(StoreError::LeaseNotFound { lease })?;
         if entry.keys.is_empty() {
             return Ok(None);
         }
-        let ops = entry
-            .keys
-            .into_iter()
-            .map(|key| TxnOp::Delete { key })
-            .collect();
+        let ops = entry.keys.into_iter().map(|key| TxnOp::Delete { key }).collect();
         let outcome = self.apply(ops, now_ns)?;
         Ok(Some(outcome.revision))
     }
@@ -886,12 +750,8 @@ impl<V: Clone> Store<V> {
     /// Revokes every lease whose expiry is at or before `now_ns`, in lease-id order, each as its
     /// own deletion transaction. Returns the expired lease ids.
     pub fn expire(&mut self, now_ns: u64) -> Vec<LeaseId> {
-        let expired: Vec<LeaseId> = self
-            .leases
-            .iter()
-            .filter(|(_, lease)| lease.expires_at_ns <= now_ns)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired: Vec<LeaseId> =
+            self.leases.iter().filter(|(_, lease)| lease.expires_at_ns <= now_ns).map(|(id, _)| *id).collect();
         for &id in &expired {
             // The lease exists and its keys are distinct and non-empty, so revoking cannot fail.
             let revoked = self.revoke_lease(id, now_ns);
@@ -908,17 +768,12 @@ impl<V: Clone> Store<V> {
 
     /// The keys attached to `lease`, in key order.
     pub fn lease_keys(&self, lease: LeaseId) -> Result<Vec<&str>, StoreError> {
-        let entry = self
-            .leases
-            .get(&lease)
-            .ok_or(StoreError::LeaseNotFound { lease })?;
+        let entry = self.leases.get(&lease).ok_or(StoreError::LeaseNotFound { lease })?;
         Ok(entry.keys.iter().map(String::as_str).collect())
     }
 
     fn lease_alive(&self, lease: LeaseId, now_ns: u64) -> bool {
-        self.leases
-            .get(&lease)
-            .is_some_and(|entry| entry.expires_at_ns > now_ns)
+        self.leases.get(&lease).is_some_and(|entry| entry.expires_at_ns > now_ns)
     }
 
     // ----- invariants -----
@@ -931,18 +786,11 @@ impl<V: Clone> Store<V> {
         assert!(self.compacted_revision <= self.current_revision);
         let mut previous: Option<&LogEntry> = None;
         for entry in &self.log {
-            assert!(
-                entry.revision >= self.compacted_revision,
-                "log below compaction point"
-            );
-            assert!(
-                entry.revision <= self.current_revision,
-                "log beyond current revision"
-            );
+            assert!(entry.revision >= self.compacted_revision, "log below compaction point");
+            assert!(entry.revision <= self.current_revision, "log beyond current revision");
             if let Some(previous) = previous {
                 assert!(
-                    (previous.revision, previous.written_at_ns)
-                        <= (entry.revision, entry.written_at_ns),
+                    (previous.revision, previous.written_at_ns) <= (entry.revision, entry.written_at_ns),
                     "log not sorted"
                 );
                 assert!(
@@ -950,13 +798,8 @@ impl<V: Clone> Store<V> {
                     "a key changed twice in one revision"
                 );
             }
-            let versions = self
-                .index
-                .get(&entry.key)
-                .expect("log entry for unknown key");
-            assert!(versions
-                .binary_search_by_key(&entry.revision, |version| version.revision)
-                .is_ok());
+            let versions = self.index.get(&entry.key).expect("log entry for unknown key");
+            assert!(versions.binary_search_by_key(&entry.revision, |version| version.revision).is_ok());
             previous = Some(entry);
         }
         let mut live_keys = 0;
@@ -965,24 +808,12 @@ impl<V: Clone> Store<V> {
             assert!(!versions.is_empty(), "empty version list for {key}");
             version_count += versions.len();
             for pair in versions.windows(2) {
-                assert!(
-                    pair[0].revision < pair[1].revision,
-                    "versions of {key} not increasing"
-                );
+                assert!(pair[0].revision < pair[1].revision, "versions of {key} not increasing");
             }
-            let below = versions
-                .iter()
-                .filter(|version| version.revision < self.compacted_revision)
-                .count();
-            assert!(
-                below <= 1,
-                "{key} keeps {below} versions below the compaction point"
-            );
+            let below = versions.iter().filter(|version| version.revision < self.compacted_revision).count();
+            assert!(below <= 1, "{key} keeps {below} versions below the compaction point");
             if below == 1 {
-                assert!(
-                    versions[0].kv.is_some(),
-                    "{key} keeps a compacted tombstone"
-                );
+                assert!(versions[0].kv.is_some(), "{key} keeps a compacted tombstone");
             }
             for version in versions {
                 if let Some(kv) = &version.kv {
@@ -1004,11 +835,7 @@ impl<V: Clone> Store<V> {
         assert_eq!(version_count, self.versions, "version count");
         for (id, lease) in &self.leases {
             for key in &lease.keys {
-                assert_eq!(
-                    self.get(key).and_then(|kv| kv.lease),
-                    Some(*id),
-                    "lease {id} lists {key}"
-                );
+                assert_eq!(self.get(key).and_then(|kv| kv.lease), Some(*id), "lease {id} lists {key}");
             }
         }
     }
@@ -1021,8 +848,5 @@ fn version_at<V>(versions: &[KeyVersion<V>], revision: Revision) -> Option<&KeyV
 }
 
 fn single_outcome<V>(mut outcome: TxnOutcome<V>) -> WriteOutcome<V> {
-    WriteOutcome {
-        revision: outcome.revision,
-        prev_kv: outcome.prev_kvs.pop().flatten(),
-    }
+    WriteOutcome { revision: outcome.revision, prev_kv: outcome.prev_kvs.pop().flatten() }
 }

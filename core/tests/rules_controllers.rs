@@ -14,10 +14,7 @@ fn job_pod_failure_backoff_sequence() {
     let seconds: Vec<u64> = (0..=9).map(|n| pod_failure_backoff_ns(n) / S).collect();
     assert_eq!(seconds, vec![0, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
     assert_eq!(pod_failure_backoff_ns(u32::MAX), 600 * S);
-    assert_eq!(
-        pod_failure_backoff_remaining_ns(2, 100 * S, 105 * S),
-        15 * S
-    );
+    assert_eq!(pod_failure_backoff_remaining_ns(2, 100 * S, 105 * S), 15 * S);
     assert_eq!(pod_failure_backoff_remaining_ns(2, 100 * S, 120 * S), 0);
     assert_eq!(pod_failure_backoff_remaining_ns(0, 100 * S, 100 * S), 0);
 }
@@ -136,16 +133,9 @@ fn hpa_scale_down_stabilization() {
         (400, 4, 9, 9),  // up: no window
     ];
     for (t, current, desired, expected) in steps {
-        assert_eq!(
-            stabilizer.stabilize(t * S, current, desired),
-            expected,
-            "t={t}"
-        );
+        assert_eq!(stabilizer.stabilize(t * S, current, desired), expected, "t={t}");
     }
-    assert!(
-        stabilizer.records().len() <= 5,
-        "old records are overwritten"
-    );
+    assert!(stabilizer.records().len() <= 5, "old records are overwritten");
 }
 
 #[test]
@@ -154,112 +144,24 @@ fn pdb_numbers_table() {
     let int = IntOrPercent::Int;
     // (spec, expected scale, matching pods, healthy, (expected, desired, allowed))
     let cases = [
-        (
-            PdbSpec {
-                min_available: Some(pct(50)),
-                max_unavailable: None,
-            },
-            5,
-            5,
-            5,
-            (5, 3, 2),
-        ),
-        (
-            PdbSpec {
-                min_available: Some(int(2)),
-                max_unavailable: None,
-            },
-            10,
-            4,
-            4,
-            (4, 2, 2),
-        ),
-        (
-            PdbSpec {
-                min_available: None,
-                max_unavailable: Some(pct(30)),
-            },
-            10,
-            10,
-            10,
-            (10, 7, 3),
-        ),
-        (
-            PdbSpec {
-                min_available: None,
-                max_unavailable: Some(pct(25)),
-            },
-            3,
-            3,
-            3,
-            (3, 2, 1),
-        ),
-        (
-            PdbSpec {
-                min_available: None,
-                max_unavailable: Some(int(1)),
-            },
-            3,
-            3,
-            2,
-            (3, 2, 0),
-        ),
-        (
-            PdbSpec {
-                min_available: None,
-                max_unavailable: Some(int(5)),
-            },
-            3,
-            3,
-            3,
-            (3, 0, 3),
-        ),
-        (
-            PdbSpec {
-                min_available: Some(int(1)),
-                max_unavailable: None,
-            },
-            0,
-            0,
-            0,
-            (0, 1, 0),
-        ),
-        (
-            PdbSpec {
-                min_available: Some(pct(100)),
-                max_unavailable: None,
-            },
-            0,
-            0,
-            3,
-            (0, 0, 0),
-        ),
-        (
-            PdbSpec {
-                min_available: None,
-                max_unavailable: None,
-            },
-            3,
-            3,
-            3,
-            (0, 0, 0),
-        ),
+        (PdbSpec { min_available: Some(pct(50)), max_unavailable: None }, 5, 5, 5, (5, 3, 2)),
+        (PdbSpec { min_available: Some(int(2)), max_unavailable: None }, 10, 4, 4, (4, 2, 2)),
+        (PdbSpec { min_available: None, max_unavailable: Some(pct(30)) }, 10, 10, 10, (10, 7, 3)),
+        (PdbSpec { min_available: None, max_unavailable: Some(pct(25)) }, 3, 3, 3, (3, 2, 1)),
+        (PdbSpec { min_available: None, max_unavailable: Some(int(1)) }, 3, 3, 2, (3, 2, 0)),
+        (PdbSpec { min_available: None, max_unavailable: Some(int(5)) }, 3, 3, 3, (3, 0, 3)),
+        (PdbSpec { min_available: Some(int(1)), max_unavailable: None }, 0, 0, 0, (0, 1, 0)),
+        (PdbSpec { min_available: Some(pct(100)), max_unavailable: None }, 0, 0, 3, (0, 0, 0)),
+        (PdbSpec { min_available: None, max_unavailable: None }, 3, 3, 3, (0, 0, 0)),
     ];
     for (spec, scale, pods, healthy, (expected, desired, allowed)) in cases {
         let numbers = pdb_numbers(&spec, scale, pods, healthy).unwrap();
         assert_eq!(
             numbers,
-            PdbNumbers {
-                expected_pods: expected,
-                desired_healthy: desired,
-                disruptions_allowed: allowed
-            },
+            PdbNumbers { expected_pods: expected, desired_healthy: desired, disruptions_allowed: allowed },
             "{spec:?}"
         );
     }
-    let bad = PdbSpec {
-        min_available: Some(IntOrPercent::String("half".into())),
-        max_unavailable: None,
-    };
+    let bad = PdbSpec { min_available: Some(IntOrPercent::String("half".into())), max_unavailable: None };
     assert!(pdb_numbers(&bad, 3, 3, 3).is_err());
 }

@@ -13,10 +13,7 @@ fn int(v: i32) -> IntOrPercent {
 }
 
 fn rolling(surge: IntOrPercent, unavailable: IntOrPercent) -> DeploymentStrategy {
-    DeploymentStrategy::RollingUpdate {
-        max_surge: surge,
-        max_unavailable: unavailable,
-    }
+    DeploymentStrategy::RollingUpdate { max_surge: surge, max_unavailable: unavailable }
 }
 
 fn rs(name: &str, created_ns: u64, spec: i32, available: i32) -> RsInfo {
@@ -57,12 +54,8 @@ fn resolve_fenceposts_table() {
 #[test]
 fn resolve_fenceposts_rejects_bad_strings() {
     for bad in ["abc", "25", "%", "2.5%", ""] {
-        let err =
-            resolve_fenceposts(&IntOrPercent::String(bad.to_string()), &int(1), 10).unwrap_err();
-        assert!(
-            matches!(err, RulesError::InvalidIntOrPercent { .. }),
-            "{bad}"
-        );
+        let err = resolve_fenceposts(&IntOrPercent::String(bad.to_string()), &int(1), 10).unwrap_err();
+        assert!(matches!(err, RulesError::InvalidIntOrPercent { .. }), "{bad}");
     }
 }
 
@@ -76,11 +69,7 @@ fn max_unavailable_caps_and_zero_replicas() {
         (rolling(pct(25), pct(25)), 10, 2),
     ];
     for (strategy, replicas, expected) in cases {
-        assert_eq!(
-            max_unavailable(strategy, *replicas).unwrap(),
-            *expected,
-            "{strategy:?} {replicas}"
-        );
+        assert_eq!(max_unavailable(strategy, *replicas).unwrap(), *expected, "{strategy:?} {replicas}");
     }
     assert_eq!(max_surge(&rolling(pct(25), pct(25)), 10).unwrap(), 3);
     assert_eq!(max_surge(&DeploymentStrategy::Recreate, 10).unwrap(), 0);
@@ -100,12 +89,7 @@ fn new_rs_new_replicas_table() {
     ];
     for (replicas, surge, new_spec, others, expected) in cases {
         let mut rss = vec![rs("new", 10, *new_spec, 0)];
-        rss.extend(
-            others
-                .iter()
-                .enumerate()
-                .map(|(i, &s)| rs(&format!("old{i}"), i as u64, s, s)),
-        );
+        rss.extend(others.iter().enumerate().map(|(i, &s)| rs(&format!("old{i}"), i as u64, s, s)));
         let strategy = rolling(surge.clone(), int(0));
         assert_eq!(
             new_rs_new_replicas(*replicas, &strategy, &rss, 0).unwrap(),
@@ -114,21 +98,13 @@ fn new_rs_new_replicas_table() {
         );
     }
     let rss = vec![rs("new", 1, 0, 0), rs("old", 0, 5, 5)];
-    assert_eq!(
-        new_rs_new_replicas(5, &DeploymentStrategy::Recreate, &rss, 0).unwrap(),
-        5
-    );
+    assert_eq!(new_rs_new_replicas(5, &DeploymentStrategy::Recreate, &rss, 0).unwrap(), 5);
     assert!(new_rs_new_replicas(5, &DeploymentStrategy::Recreate, &rss, 7).is_err());
 }
 
 /// One rollout sync as `rolloutRolling` does it: scale the new ReplicaSet up and stop if it
 /// changed; otherwise scale old ones down.
-fn sync(
-    replicas: i32,
-    strategy: &DeploymentStrategy,
-    rss: &mut [RsInfo],
-    new_index: usize,
-) -> bool {
+fn sync(replicas: i32, strategy: &DeploymentStrategy, rss: &mut [RsInfo], new_index: usize) -> bool {
     if let Some(d) = reconcile_new_replica_set(replicas, strategy, rss, new_index).unwrap() {
         rss[d.index].spec_replicas = d.replicas;
         return true;
@@ -142,11 +118,7 @@ fn sync(
 
 /// Runs syncs to quiescence; `new_pods_become_available` says whether new pods turn available
 /// between syncs (old pods always are). Returns (old spec, new spec) after every changing sync.
-fn rollout(
-    replicas: i32,
-    strategy: &DeploymentStrategy,
-    new_pods_become_available: bool,
-) -> Vec<(i32, i32)> {
+fn rollout(replicas: i32, strategy: &DeploymentStrategy, new_pods_become_available: bool) -> Vec<(i32, i32)> {
     let mut rss = vec![rs("old", 0, replicas, replicas), rs("new", 1, 0, 0)];
     let mut steps = Vec::new();
     for _ in 0..100 {
@@ -184,11 +156,7 @@ fn rolling_update_max_surge_zero_max_unavailable_one() {
 fn cleanup_unhealthy_replicas_goes_oldest_first() {
     // Deployment 10, 25%/25% (surge 3, unavailable 2): two old sets with unavailable pods.
     let strategy = rolling(pct(25), pct(25));
-    let rss = vec![
-        rs("new", 30, 3, 3),
-        rs("older", 10, 5, 3),
-        rs("old", 20, 5, 4),
-    ];
+    let rss = vec![rs("new", 30, 3, 3), rs("older", 10, 5, 3), rs("old", 20, 5, 4)];
     // allPods 13, minAvailable 8, new unavailable 0: maxScaledDown 5.
     // Cleanup: "older" by min(5, 2) = 2 -> 3; "old" by min(3, 1) = 1 -> 4.
     // Scale-down: available 3 + 3 + 4 = 10, 10 - 8 = 2: "older" 3 -> 1.
@@ -196,18 +164,9 @@ fn cleanup_unhealthy_replicas_goes_oldest_first() {
     assert_eq!(
         decisions,
         vec![
-            ScaleDecision {
-                index: 1,
-                replicas: 3
-            },
-            ScaleDecision {
-                index: 2,
-                replicas: 4
-            },
-            ScaleDecision {
-                index: 1,
-                replicas: 1
-            },
+            ScaleDecision { index: 1, replicas: 3 },
+            ScaleDecision { index: 2, replicas: 4 },
+            ScaleDecision { index: 1, replicas: 1 },
         ]
     );
 }
@@ -216,9 +175,7 @@ fn cleanup_unhealthy_replicas_goes_oldest_first() {
 fn reconcile_old_does_nothing_when_new_pods_are_unavailable() {
     let strategy = rolling(pct(25), pct(25));
     let rss = vec![rs("new", 30, 5, 0), rs("old", 10, 8, 8)];
-    assert!(reconcile_old_replica_sets(10, &strategy, &rss, 0)
-        .unwrap()
-        .is_empty());
+    assert!(reconcile_old_replica_sets(10, &strategy, &rss, 0).unwrap().is_empty());
 }
 
 struct ScaleCase {
@@ -395,14 +352,7 @@ fn proportional_scaling_upstream_cases() {
             rss.push(info);
         }
         let new_index = case.new_rs.map(|_| 0);
-        let decisions = proportional_scale(
-            case.replicas,
-            &case.strategy,
-            case.old_replicas,
-            &rss,
-            new_index,
-        )
-        .unwrap();
+        let decisions = proportional_scale(case.replicas, &case.strategy, case.old_replicas, &rss, new_index).unwrap();
         let mut sizes: Vec<i32> = rss.iter().map(|r| r.spec_replicas).collect();
         for d in decisions {
             sizes[d.index] = d.replicas;
@@ -422,12 +372,7 @@ fn saturated_but_broken_new_replica_set_does_not_affect_old_pods() {
     old_rs.max_replicas_annotation = Some(3);
     let rss = vec![new_rs, old_rs];
     let decisions = proportional_scale(2, &strategy, 2, &rss, Some(0)).unwrap();
-    assert!(
-        decisions
-            .iter()
-            .all(|d| d.replicas == rss[d.index].spec_replicas),
-        "{decisions:?}"
-    );
+    assert!(decisions.iter().all(|d| d.replicas == rss[d.index].spec_replicas), "{decisions:?}");
 }
 
 #[test]
@@ -438,10 +383,7 @@ fn saturated_new_replica_set_scales_old_ones_to_zero() {
     let rss = vec![new_rs, rs("foo-v1", 2, 1, 1), rs("foo-v0", 1, 0, 0)];
     assert_eq!(
         proportional_scale(5, &strategy, 6, &rss, Some(0)).unwrap(),
-        vec![ScaleDecision {
-            index: 1,
-            replicas: 0
-        }]
+        vec![ScaleDecision { index: 1, replicas: 0 }]
     );
 }
 
@@ -456,19 +398,10 @@ fn replica_set_fraction_falls_back_to_status_replicas() {
     // Scaling to zero: the whole size.
     assert_eq!(replica_set_fraction(&info, 0, &strategy, 6).unwrap(), -3);
     // Rounds half away from zero: 1 * 3 / 2 = 1.5 -> 2.
-    assert_eq!(
-        replica_set_fraction(&rs("b", 0, 1, 1), 3, &strategy, 2).unwrap(),
-        1
-    );
+    assert_eq!(replica_set_fraction(&rs("b", 0, 1, 1), 3, &strategy, 2).unwrap(), 1);
 }
 
-fn counts(
-    replicas: i32,
-    updated: i32,
-    ready: i32,
-    available: i32,
-    observed: i64,
-) -> DeploymentStatusCounts {
+fn counts(replicas: i32, updated: i32, ready: i32, available: i32, observed: i64) -> DeploymentStatusCounts {
     DeploymentStatusCounts {
         replicas,
         updated_replicas: updated,
@@ -489,11 +422,7 @@ fn deployment_complete_table() {
         (counts(5, 5, 5, 5, 3), 2, true),
     ];
     for (status, generation, expected) in cases {
-        assert_eq!(
-            deployment_complete(5, generation, &status),
-            expected,
-            "{status:?} gen {generation}"
-        );
+        assert_eq!(deployment_complete(5, generation, &status), expected, "{status:?} gen {generation}");
     }
 }
 
@@ -509,21 +438,14 @@ fn deployment_progressing_table() {
         (counts(11, 3, 7, 7, 1), false), // more old replicas, fewer ready
     ];
     for (new_status, expected) in cases {
-        assert_eq!(
-            deployment_progressing(&old, &new_status),
-            expected,
-            "{new_status:?}"
-        );
+        assert_eq!(deployment_progressing(&old, &new_status), expected, "{new_status:?}");
     }
 }
 
 #[test]
 fn deployment_timed_out_table() {
     let s = 1_000_000_000u64;
-    let cond = |reason: &str, at: u64| ProgressingCondition {
-        reason: reason.to_string(),
-        last_update_ns: at,
-    };
+    let cond = |reason: &str, at: u64| ProgressingCondition { reason: reason.to_string(), last_update_ns: at };
     let updated = cond("ReplicaSetUpdated", 100 * s);
     let cases: Vec<(Option<i32>, Option<ProgressingCondition>, u64, bool)> = vec![
         (Some(600), Some(updated.clone()), 700 * s, false), // exactly at the deadline: not yet
@@ -532,18 +454,8 @@ fn deployment_timed_out_table() {
         (None, Some(updated.clone()), 10_000 * s, false),
         (Some(i32::MAX), Some(updated.clone()), 10_000 * s, false),
         (Some(600), None, 10_000 * s, false),
-        (
-            Some(600),
-            Some(cond(NEW_RS_AVAILABLE_REASON, 0)),
-            10_000 * s,
-            false,
-        ),
-        (
-            Some(600),
-            Some(cond(TIMED_OUT_REASON, 9_999 * s)),
-            10_000 * s,
-            true,
-        ),
+        (Some(600), Some(cond(NEW_RS_AVAILABLE_REASON, 0)), 10_000 * s, false),
+        (Some(600), Some(cond(TIMED_OUT_REASON, 9_999 * s)), 10_000 * s, true),
     ];
     for (deadline, condition, now, expected) in cases {
         assert_eq!(
@@ -556,10 +468,7 @@ fn deployment_timed_out_table() {
 
 #[test]
 fn revisions() {
-    assert_eq!(
-        max_revision([Some("1"), Some("3"), None, Some("x"), Some("2")]),
-        3
-    );
+    assert_eq!(max_revision([Some("1"), Some("3"), None, Some("x"), Some("2")]), 3);
     assert_eq!(max_revision([None, Some("")]), 0);
     assert_eq!(next_revision(3).unwrap(), 4);
     assert!(next_revision(i64::MAX).is_err());
@@ -578,10 +487,7 @@ fn fnv32a_and_pod_template_hash() {
     let hash = pod_template_hash(b"template", None);
     assert!(hash.chars().all(|c| "456789bcdf".contains(c)), "{hash}");
     assert_ne!(pod_template_hash(b"template", Some(1)), hash);
-    assert_eq!(
-        pod_template_hash(b"template", Some(1)),
-        pod_template_hash(b"template", Some(1))
-    );
+    assert_eq!(pod_template_hash(b"template", Some(1)), pod_template_hash(b"template", Some(1)));
 }
 
 #[test]

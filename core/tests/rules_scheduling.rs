@@ -5,11 +5,7 @@ use std::collections::BTreeMap;
 use kubedst_core::rules::scheduling::*;
 
 fn taint(key: &str, value: &str, effect: TaintEffect) -> Taint {
-    Taint {
-        key: key.to_string(),
-        value: value.to_string(),
-        effect,
-    }
+    Taint { key: key.to_string(), value: value.to_string(), effect }
 }
 
 fn tol(
@@ -19,35 +15,20 @@ fn tol(
     effect: Option<TaintEffect>,
     seconds: Option<i64>,
 ) -> Toleration {
-    Toleration {
-        key: key.to_string(),
-        operator,
-        value: value.to_string(),
-        effect,
-        toleration_seconds: seconds,
-    }
+    Toleration { key: key.to_string(), operator, value: value.to_string(), effect, toleration_seconds: seconds }
 }
 
 fn node(name: &str, cpu_millis: i64, memory_bytes: i64) -> NodeFitInfo {
     NodeFitInfo {
         name: name.to_string(),
-        allocatable: Resources {
-            cpu_millis,
-            memory_bytes,
-        },
+        allocatable: Resources { cpu_millis, memory_bytes },
         allocatable_pods: 110,
         ..NodeFitInfo::default()
     }
 }
 
 fn pod(cpu_millis: i64, memory_bytes: i64) -> PodFitInfo {
-    PodFitInfo {
-        requests: Resources {
-            cpu_millis,
-            memory_bytes,
-        },
-        ..PodFitInfo::default()
-    }
+    PodFitInfo { requests: Resources { cpu_millis, memory_bytes }, ..PodFitInfo::default() }
 }
 
 #[test]
@@ -67,11 +48,7 @@ fn toleration_matching_table() {
         (tol("k", Equal, "v", None, None), true),
     ];
     for (toleration, expected) in cases {
-        assert_eq!(
-            toleration_tolerates_taint(&toleration, &t),
-            expected,
-            "{toleration:?}"
-        );
+        assert_eq!(toleration_tolerates_taint(&toleration, &t), expected, "{toleration:?}");
     }
 }
 
@@ -80,10 +57,7 @@ fn filter_reasons_match_scheduler_messages() {
     let mut small = node("small", 1000, 1 << 30);
     small.add_pod(&pod(800, 0));
     assert_eq!(filter_node(&pod(500, 0), &small), vec!["Insufficient cpu"]);
-    assert_eq!(
-        filter_node(&pod(500, 2 << 30), &small),
-        vec!["Insufficient cpu", "Insufficient memory"]
-    );
+    assert_eq!(filter_node(&pod(500, 2 << 30), &small), vec!["Insufficient cpu", "Insufficient memory"]);
     // A pod without requests fits even on a full node.
     assert!(filter_node(&pod(0, 0), &small).is_empty());
 
@@ -96,22 +70,14 @@ fn filter_reasons_match_scheduler_messages() {
     labeled.labels.insert("disk".to_string(), "ssd".to_string());
     let mut selective = pod(100, 0);
     selective.node_selector = BTreeMap::from([("disk".to_string(), "hdd".to_string())]);
-    assert_eq!(
-        filter_node(&selective, &labeled),
-        vec!["node(s) didn't match Pod's node affinity/selector"]
-    );
+    assert_eq!(filter_node(&selective, &labeled), vec!["node(s) didn't match Pod's node affinity/selector"]);
     selective.node_selector = BTreeMap::from([("disk".to_string(), "ssd".to_string())]);
     assert!(filter_node(&selective, &labeled).is_empty());
 
     let mut tainted = node("tainted", 1000, 1 << 30);
-    tainted.taints = vec![
-        taint("soft", "x", TaintEffect::PreferNoSchedule),
-        taint("dedicated", "gpu", TaintEffect::NoSchedule),
-    ];
-    assert_eq!(
-        filter_node(&pod(100, 0), &tainted),
-        vec!["node(s) had untolerated taint {dedicated: gpu}"]
-    );
+    tainted.taints =
+        vec![taint("soft", "x", TaintEffect::PreferNoSchedule), taint("dedicated", "gpu", TaintEffect::NoSchedule)];
+    assert_eq!(filter_node(&pod(100, 0), &tainted), vec!["node(s) had untolerated taint {dedicated: gpu}"]);
 
     let mut not_ready = node("not-ready", 1000, 1 << 30);
     not_ready.taints = vec![taint(TAINT_NODE_NOT_READY, "", TaintEffect::NoExecute)];
@@ -120,37 +86,21 @@ fn filter_reasons_match_scheduler_messages() {
         vec!["node(s) had untolerated taint {node.kubernetes.io/not-ready: }"]
     );
     let mut tolerant = pod(100, 0);
-    tolerant.tolerations = vec![tol(
-        TAINT_NODE_NOT_READY,
-        TolerationOperator::Exists,
-        "",
-        Some(TaintEffect::NoExecute),
-        Some(300),
-    )];
+    tolerant.tolerations =
+        vec![tol(TAINT_NODE_NOT_READY, TolerationOperator::Exists, "", Some(TaintEffect::NoExecute), Some(300))];
     assert!(filter_node(&tolerant, &not_ready).is_empty());
 
     let mut cordoned = node("cordoned", 1000, 1 << 30);
     cordoned.unschedulable = true;
-    assert_eq!(
-        filter_node(&pod(100, 0), &cordoned),
-        vec!["node(s) were unschedulable"]
-    );
+    assert_eq!(filter_node(&pod(100, 0), &cordoned), vec!["node(s) were unschedulable"]);
     let mut daemon = pod(100, 0);
-    daemon.tolerations = vec![tol(
-        TAINT_NODE_UNSCHEDULABLE,
-        TolerationOperator::Exists,
-        "",
-        Some(TaintEffect::NoSchedule),
-        None,
-    )];
+    daemon.tolerations =
+        vec![tol(TAINT_NODE_UNSCHEDULABLE, TolerationOperator::Exists, "", Some(TaintEffect::NoSchedule), None)];
     assert!(filter_node(&daemon, &cordoned).is_empty());
 
     // The first failing plugin wins: a cordoned, full node reports only unschedulable.
     cordoned.add_pod(&pod(1000, 0));
-    assert_eq!(
-        filter_node(&pod(100, 0), &cordoned),
-        vec!["node(s) were unschedulable"]
-    );
+    assert_eq!(filter_node(&pod(100, 0), &cordoned), vec!["node(s) were unschedulable"]);
 }
 
 #[test]
@@ -166,10 +116,7 @@ fn unschedulable_summary_format() {
     );
     // Sorted as strings, as Go's sort.Strings does: "10 ..." before "2 ...".
     let mut many = vec![vec!["Insufficient memory".to_string()]; 10];
-    many.push(vec![
-        "Insufficient cpu".to_string(),
-        "Insufficient memory".to_string(),
-    ]);
+    many.push(vec!["Insufficient cpu".to_string(), "Insufficient memory".to_string()]);
     many.push(vec!["Insufficient cpu".to_string()]);
     assert_eq!(
         summarize_unschedulable(12, &many),
@@ -200,10 +147,7 @@ fn spread_scores_prefer_emptier_nodes() {
     assert_eq!(spread_scores(&[3, 1]), vec![0, 66]);
     assert_eq!(
         count_intolerable_prefer_no_schedule(
-            &[
-                taint("a", "", TaintEffect::PreferNoSchedule),
-                taint("b", "", TaintEffect::NoSchedule)
-            ],
+            &[taint("a", "", TaintEffect::PreferNoSchedule), taint("b", "", TaintEffect::NoSchedule)],
             &[]
         ),
         1
@@ -221,39 +165,13 @@ fn no_execute_toleration_time() {
     let not_ready = taint(TAINT_NODE_NOT_READY, "", NoExecute);
     let default_tolerations = vec![
         tol(TAINT_NODE_NOT_READY, Exists, "", Some(NoExecute), Some(300)),
-        tol(
-            TAINT_NODE_UNREACHABLE,
-            Exists,
-            "",
-            Some(NoExecute),
-            Some(300),
-        ),
+        tol(TAINT_NODE_UNREACHABLE, Exists, "", Some(NoExecute), Some(300)),
     ];
     let cases: Vec<NoExecuteCase> = vec![
-        (
-            default_tolerations.clone(),
-            vec![],
-            None,
-            NoExecuteVerdict::Stay,
-        ),
-        (
-            default_tolerations.clone(),
-            vec![taint("x", "", NoSchedule)],
-            None,
-            NoExecuteVerdict::Stay,
-        ),
-        (
-            default_tolerations.clone(),
-            vec![unreachable.clone()],
-            Some(300),
-            NoExecuteVerdict::EvictAfterSeconds(300),
-        ),
-        (
-            vec![],
-            vec![unreachable.clone()],
-            Some(0),
-            NoExecuteVerdict::EvictNow,
-        ),
+        (default_tolerations.clone(), vec![], None, NoExecuteVerdict::Stay),
+        (default_tolerations.clone(), vec![taint("x", "", NoSchedule)], None, NoExecuteVerdict::Stay),
+        (default_tolerations.clone(), vec![unreachable.clone()], Some(300), NoExecuteVerdict::EvictAfterSeconds(300)),
+        (vec![], vec![unreachable.clone()], Some(0), NoExecuteVerdict::EvictNow),
         (
             default_tolerations.clone(),
             vec![unreachable.clone(), taint("other", "", NoExecute)],
@@ -261,20 +179,12 @@ fn no_execute_toleration_time() {
             NoExecuteVerdict::EvictNow,
         ),
         (
-            vec![
-                tol(TAINT_NODE_NOT_READY, Exists, "", None, Some(60)),
-                tol("", Exists, "", None, None),
-            ],
+            vec![tol(TAINT_NODE_NOT_READY, Exists, "", None, Some(60)), tol("", Exists, "", None, None)],
             vec![unreachable.clone(), not_ready.clone()],
             Some(60),
             NoExecuteVerdict::EvictAfterSeconds(60),
         ),
-        (
-            vec![tol("", Exists, "", None, None)],
-            vec![unreachable.clone()],
-            None,
-            NoExecuteVerdict::Stay,
-        ),
+        (vec![tol("", Exists, "", None, None)], vec![unreachable.clone()], None, NoExecuteVerdict::Stay),
         (
             vec![tol(TAINT_NODE_UNREACHABLE, Exists, "", None, Some(-5))],
             vec![unreachable.clone()],
@@ -283,25 +193,14 @@ fn no_execute_toleration_time() {
         ),
         // Only the first matching toleration of a taint counts: the forever one listed first wins.
         (
-            vec![
-                tol("", Exists, "", None, None),
-                tol(TAINT_NODE_UNREACHABLE, Exists, "", None, Some(10)),
-            ],
+            vec![tol("", Exists, "", None, None), tol(TAINT_NODE_UNREACHABLE, Exists, "", None, Some(10))],
             vec![unreachable.clone()],
             None,
             NoExecuteVerdict::Stay,
         ),
     ];
     for (tolerations, taints, seconds, verdict) in cases {
-        assert_eq!(
-            min_toleration_seconds(&tolerations, &taints),
-            seconds,
-            "{tolerations:?} {taints:?}"
-        );
-        assert_eq!(
-            no_execute_verdict(&tolerations, &taints),
-            verdict,
-            "{tolerations:?} {taints:?}"
-        );
+        assert_eq!(min_toleration_seconds(&tolerations, &taints), seconds, "{tolerations:?} {taints:?}");
+        assert_eq!(no_execute_verdict(&tolerations, &taints), verdict, "{tolerations:?} {taints:?}");
     }
 }

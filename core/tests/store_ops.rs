@@ -1,8 +1,6 @@
 //! Unit tests of each store operation and each error, with exact revisions pinned.
 
-use kubedst_core::store::{
-    Compare, KeyValue, Store, StoreError, TxnOp, WatchEvent, INITIAL_REVISION,
-};
+use kubedst_core::store::{Compare, KeyValue, Store, StoreError, TxnOp, WatchEvent, INITIAL_REVISION};
 
 const SECOND_NS: u64 = 1_000_000_000;
 
@@ -10,21 +8,8 @@ fn store() -> Store<&'static str> {
     Store::new()
 }
 
-fn kv(
-    key: &str,
-    value: &'static str,
-    create_revision: u64,
-    mod_revision: u64,
-    version: u64,
-) -> KeyValue<&'static str> {
-    KeyValue {
-        key: key.to_string(),
-        value,
-        create_revision,
-        mod_revision,
-        version,
-        lease: None,
-    }
+fn kv(key: &str, value: &'static str, create_revision: u64, mod_revision: u64, version: u64) -> KeyValue<&'static str> {
+    KeyValue { key: key.to_string(), value, create_revision, mod_revision, version, lease: None }
 }
 
 #[test]
@@ -54,10 +39,7 @@ fn create_of_existing_key_fails_and_changes_nothing() {
     s.create("/a", "v1", None, 0).unwrap();
     assert_eq!(
         s.create("/a", "v2", None, 0),
-        Err(StoreError::AlreadyExists {
-            key: "/a".to_string(),
-            mod_revision: 2
-        })
+        Err(StoreError::AlreadyExists { key: "/a".to_string(), mod_revision: 2 })
     );
     assert_eq!(s.current_revision(), 2);
     assert_eq!(s.get("/a").unwrap().value, "v1");
@@ -91,11 +73,7 @@ fn update_with_stale_revision_conflicts() {
     s.update("/a", "v2", Some(2), None, 0).unwrap();
     assert_eq!(
         s.update("/a", "lost", Some(2), None, 0),
-        Err(StoreError::Conflict {
-            key: "/a".to_string(),
-            expected_mod_revision: 2,
-            current_mod_revision: 3
-        })
+        Err(StoreError::Conflict { key: "/a".to_string(), expected_mod_revision: 2, current_mod_revision: 3 })
     );
     assert_eq!(s.current_revision(), 3);
     assert_eq!(s.get("/a").unwrap().value, "v2");
@@ -104,9 +82,7 @@ fn update_with_stale_revision_conflicts() {
 #[test]
 fn update_and_delete_of_missing_key_are_not_found() {
     let mut s = store();
-    let not_found = Err(StoreError::NotFound {
-        key: "/a".to_string(),
-    });
+    let not_found = Err(StoreError::NotFound { key: "/a".to_string() });
     assert_eq!(s.update("/a", "v", None, None, 0), not_found);
     assert_eq!(s.update("/a", "v", Some(5), None, 0), not_found);
     assert_eq!(s.delete("/a", None, 0), not_found);
@@ -119,11 +95,7 @@ fn delete_then_recreate_resets_create_revision_and_version() {
     s.create("/a", "v1", None, 0).unwrap();
     assert_eq!(
         s.delete("/a", Some(1), 0),
-        Err(StoreError::Conflict {
-            key: "/a".to_string(),
-            expected_mod_revision: 1,
-            current_mod_revision: 2
-        })
+        Err(StoreError::Conflict { key: "/a".to_string(), expected_mod_revision: 1, current_mod_revision: 2 })
     );
     let outcome = s.delete("/a", Some(2), 0).unwrap();
     assert_eq!(outcome.revision, 3);
@@ -139,10 +111,7 @@ fn delete_then_recreate_resets_create_revision_and_version() {
 fn put_creates_or_overwrites() {
     let mut s = store();
     assert_eq!(s.put("/a", "v1", None, 0).unwrap().prev_kv, None);
-    assert_eq!(
-        s.put("/a", "v2", None, 0).unwrap().prev_kv,
-        Some(kv("/a", "v1", 2, 2, 1))
-    );
+    assert_eq!(s.put("/a", "v2", None, 0).unwrap().prev_kv, Some(kv("/a", "v1", 2, 2, 1)));
 }
 
 #[test]
@@ -155,13 +124,7 @@ fn get_at_sees_history_and_rejects_future_revisions() {
     assert_eq!(s.get_at("/a", 2).unwrap().unwrap().value, "v1");
     assert_eq!(s.get_at("/a", 3).unwrap().unwrap().value, "v2");
     assert_eq!(s.get_at("/a", 4), Ok(None));
-    assert_eq!(
-        s.get_at("/a", 5),
-        Err(StoreError::FutureRevision {
-            requested: 5,
-            current: 4
-        })
-    );
+    assert_eq!(s.get_at("/a", 5), Err(StoreError::FutureRevision { requested: 5, current: 4 }));
 }
 
 #[test]
@@ -172,9 +135,8 @@ fn list_by_prefix_in_key_order_at_latest_and_past_revisions() {
     s.create("/pods/ns2/c", "c", None, 0).unwrap(); // 4
     s.create("/services/ns1/x", "x", None, 0).unwrap(); // 5
     s.delete("/pods/ns1/b", None, 0).unwrap(); // 6
-    let values = |items: Vec<&KeyValue<&'static str>>| -> Vec<&'static str> {
-        items.iter().map(|kv| kv.value).collect()
-    };
+    let values =
+        |items: Vec<&KeyValue<&'static str>>| -> Vec<&'static str> { items.iter().map(|kv| kv.value).collect() };
     assert_eq!(values(s.list("/pods/")), vec!["a", "c"]);
     assert_eq!(values(s.list("/pods/ns1/")), vec!["a"]);
     assert_eq!(values(s.list("")), vec!["a", "c", "x"]);
@@ -190,15 +152,8 @@ fn txn_compare_mod_revision_then_ops_at_one_revision() {
                                             // Kubernetes' create: guarded by mod_revision == 0 (absent).
     let failed = s
         .txn(
-            &[Compare::ModRevisionEquals {
-                key: "/a".to_string(),
-                mod_revision: 0,
-            }],
-            vec![TxnOp::Put {
-                key: "/a".to_string(),
-                value: "lost",
-                lease: None,
-            }],
+            &[Compare::ModRevisionEquals { key: "/a".to_string(), mod_revision: 0 }],
+            vec![TxnOp::Put { key: "/a".to_string(), value: "lost", lease: None }],
             0,
         )
         .unwrap();
@@ -208,22 +163,11 @@ fn txn_compare_mod_revision_then_ops_at_one_revision() {
 
     let ok = s
         .txn(
-            &[Compare::ModRevisionEquals {
-                key: "/a".to_string(),
-                mod_revision: 2,
-            }],
+            &[Compare::ModRevisionEquals { key: "/a".to_string(), mod_revision: 2 }],
             vec![
-                TxnOp::Put {
-                    key: "/b".to_string(),
-                    value: "b1",
-                    lease: None,
-                },
-                TxnOp::Delete {
-                    key: "/a".to_string(),
-                },
-                TxnOp::Delete {
-                    key: "/absent".to_string(),
-                },
+                TxnOp::Put { key: "/b".to_string(), value: "b1", lease: None },
+                TxnOp::Delete { key: "/a".to_string() },
+                TxnOp::Delete { key: "/absent".to_string() },
             ],
             0,
         )
@@ -245,33 +189,11 @@ fn txn_rejects_duplicate_keys_and_noop_does_not_bump_revision() {
     let mut s = store();
     let dup = s.txn(
         &[],
-        vec![
-            TxnOp::Put {
-                key: "/a".to_string(),
-                value: "1",
-                lease: None,
-            },
-            TxnOp::Delete {
-                key: "/a".to_string(),
-            },
-        ],
+        vec![TxnOp::Put { key: "/a".to_string(), value: "1", lease: None }, TxnOp::Delete { key: "/a".to_string() }],
         0,
     );
-    assert_eq!(
-        dup,
-        Err(StoreError::DuplicateKeyInTxn {
-            key: "/a".to_string()
-        })
-    );
-    let noop = s
-        .txn(
-            &[],
-            vec![TxnOp::Delete {
-                key: "/a".to_string(),
-            }],
-            0,
-        )
-        .unwrap();
+    assert_eq!(dup, Err(StoreError::DuplicateKeyInTxn { key: "/a".to_string() }));
+    let noop = s.txn(&[], vec![TxnOp::Delete { key: "/a".to_string() }], 0).unwrap();
     assert!(noop.succeeded);
     assert_eq!(noop.revision, 1);
     assert_eq!(s.current_revision(), 1);
@@ -288,19 +210,9 @@ fn watch_from_returns_puts_and_deletes_with_prev_values() {
     assert_eq!(
         s.watch_from("/pods/", 1).unwrap(),
         vec![
-            WatchEvent::Put {
-                kv: kv("/pods/a", "a1", 2, 2, 1),
-                prev_kv: None
-            },
-            WatchEvent::Put {
-                kv: kv("/pods/a", "a2", 2, 4, 2),
-                prev_kv: Some(kv("/pods/a", "a1", 2, 2, 1))
-            },
-            WatchEvent::Delete {
-                key: "/pods/a".to_string(),
-                revision: 5,
-                prev_kv: kv("/pods/a", "a2", 2, 4, 2)
-            },
+            WatchEvent::Put { kv: kv("/pods/a", "a1", 2, 2, 1), prev_kv: None },
+            WatchEvent::Put { kv: kv("/pods/a", "a2", 2, 4, 2), prev_kv: Some(kv("/pods/a", "a1", 2, 2, 1)) },
+            WatchEvent::Delete { key: "/pods/a".to_string(), revision: 5, prev_kv: kv("/pods/a", "a2", 2, 4, 2) },
         ]
     );
     assert_eq!(s.watch_from("/pods/", 5).unwrap().len(), 1);
@@ -334,14 +246,8 @@ fn events_since_drives_a_watcher_in_bounded_steps() {
 #[test]
 fn events_since_never_splits_a_transaction() {
     let mut s = store();
-    let ops = ["/a", "/b", "/c"]
-        .iter()
-        .map(|key| TxnOp::Put {
-            key: key.to_string(),
-            value: "v",
-            lease: None,
-        })
-        .collect();
+    let ops =
+        ["/a", "/b", "/c"].iter().map(|key| TxnOp::Put { key: key.to_string(), value: "v", lease: None }).collect();
     s.txn(&[], ops, 0).unwrap(); // 2, three events
     s.create("/d", "v", None, 0).unwrap(); // 3
     let batch = s.events_since("", 1, 1).unwrap();
@@ -366,50 +272,17 @@ fn compaction_drops_history_but_keeps_latest_values() {
     // The compaction point itself stays readable.
     assert_eq!(s.get_at("/a", 5).unwrap().unwrap().value, "a2");
     assert_eq!(s.get_at("/b", 5), Ok(None));
-    assert_eq!(
-        s.get_at("/a", 4),
-        Err(StoreError::Compacted {
-            compact_revision: 5
-        })
-    );
-    assert_eq!(
-        s.list_at("", 4),
-        Err(StoreError::Compacted {
-            compact_revision: 5
-        })
-    );
-    assert_eq!(
-        s.watch_from("", 4),
-        Err(StoreError::Compacted {
-            compact_revision: 5
-        })
-    );
-    assert_eq!(
-        s.events_since("", 3, 10),
-        Err(StoreError::Compacted {
-            compact_revision: 5
-        })
-    );
+    assert_eq!(s.get_at("/a", 4), Err(StoreError::Compacted { compact_revision: 5 }));
+    assert_eq!(s.list_at("", 4), Err(StoreError::Compacted { compact_revision: 5 }));
+    assert_eq!(s.watch_from("", 4), Err(StoreError::Compacted { compact_revision: 5 }));
+    assert_eq!(s.events_since("", 3, 10), Err(StoreError::Compacted { compact_revision: 5 }));
     // The delete at the compaction point still carries its previous value.
     let events = s.watch_from("", 5).unwrap();
-    assert_eq!(
-        events[0],
-        WatchEvent::Delete {
-            key: "/b".to_string(),
-            revision: 5,
-            prev_kv: kv("/b", "b1", 4, 4, 1)
-        }
-    );
+    assert_eq!(events[0], WatchEvent::Delete { key: "/b".to_string(), revision: 5, prev_kv: kv("/b", "b1", 4, 4, 1) });
     // Compacting again lower is a no-op; in the future is an error.
     assert_eq!(s.compact(3), Ok(()));
     assert_eq!(s.compacted_revision(), 5);
-    assert_eq!(
-        s.compact(7),
-        Err(StoreError::FutureRevision {
-            requested: 7,
-            current: 6
-        })
-    );
+    assert_eq!(s.compact(7), Err(StoreError::FutureRevision { requested: 7, current: 6 }));
     s.compact(6).unwrap();
     // "/a" keeps its one live version; "/b" is gone entirely.
     assert_eq!(s.stats().indexed_keys, 2);
@@ -419,10 +292,7 @@ fn compaction_drops_history_but_keeps_latest_values() {
     assert_eq!(outcome.prev_kv, Some(kv("/a", "a2", 2, 3, 2)));
     assert_eq!(
         s.watch_from("/a", 7).unwrap()[0],
-        WatchEvent::Put {
-            kv: kv("/a", "a3", 2, 7, 3),
-            prev_kv: Some(kv("/a", "a2", 2, 3, 2))
-        }
+        WatchEvent::Put { kv: kv("/a", "a3", 2, 7, 3), prev_kv: Some(kv("/a", "a2", 2, 3, 2)) }
     );
     s.assert_invariants();
 }
@@ -472,34 +342,20 @@ fn leases_attach_keys_and_expiry_deletes_them_in_one_revision() {
     assert!(s.get("/keep").is_some());
     let deletes = s.watch_from("/events/", 7).unwrap();
     assert_eq!(deletes.len(), 2);
-    assert!(deletes
-        .iter()
-        .all(|event| matches!(event, WatchEvent::Delete { revision: 7, .. })));
+    assert!(deletes.iter().all(|event| matches!(event, WatchEvent::Delete { revision: 7, .. })));
     assert_eq!(s.stats().leases, 0);
-    assert_eq!(
-        s.keepalive(lease, 15 * SECOND_NS),
-        Err(StoreError::LeaseNotFound { lease })
-    );
+    assert_eq!(s.keepalive(lease, 15 * SECOND_NS), Err(StoreError::LeaseNotFound { lease }));
     s.assert_invariants();
 }
 
 #[test]
 fn lease_errors_and_revoke() {
     let mut s = store();
-    assert_eq!(
-        s.create("/a", "a", Some(9), 0),
-        Err(StoreError::LeaseNotFound { lease: 9 })
-    );
+    assert_eq!(s.create("/a", "a", Some(9), 0), Err(StoreError::LeaseNotFound { lease: 9 }));
     let lease = s.grant_lease(SECOND_NS, 0);
     // A lease past its expiry is dead even before expire() collects it.
-    assert_eq!(
-        s.keepalive(lease, SECOND_NS),
-        Err(StoreError::LeaseNotFound { lease })
-    );
-    assert_eq!(
-        s.create("/a", "a", Some(lease), SECOND_NS),
-        Err(StoreError::LeaseNotFound { lease })
-    );
+    assert_eq!(s.keepalive(lease, SECOND_NS), Err(StoreError::LeaseNotFound { lease }));
+    assert_eq!(s.create("/a", "a", Some(lease), SECOND_NS), Err(StoreError::LeaseNotFound { lease }));
     assert_eq!(s.current_revision(), 1);
     let lease2 = s.grant_lease(SECOND_NS, 0);
     assert_eq!(lease2, 2);
@@ -507,10 +363,7 @@ fn lease_errors_and_revoke() {
     let lease3 = s.grant_lease(SECOND_NS, 0);
     s.create("/a", "a", Some(lease3), 0).unwrap(); // 2
     assert_eq!(s.revoke_lease(lease3, 0), Ok(Some(3)));
-    assert_eq!(
-        s.revoke_lease(lease3, 0),
-        Err(StoreError::LeaseNotFound { lease: lease3 })
-    );
+    assert_eq!(s.revoke_lease(lease3, 0), Err(StoreError::LeaseNotFound { lease: lease3 }));
     // Deleting a leased key detaches it.
     let lease4 = s.grant_lease(SECOND_NS, 0);
     s.create("/b", "b", Some(lease4), 0).unwrap();
@@ -521,13 +374,8 @@ fn lease_errors_and_revoke() {
 
 #[test]
 fn errors_display_for_humans() {
-    let err = StoreError::Compacted {
-        compact_revision: 7,
-    };
-    assert_eq!(
-        err.to_string(),
-        "required revision has been compacted (compaction point 7)"
-    );
+    let err = StoreError::Compacted { compact_revision: 7 };
+    assert_eq!(err.to_string(), "required revision has been compacted (compaction point 7)");
 }
 
 #[test]

@@ -41,11 +41,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     let key = 0..KEYS.len();
-    let expect = prop_oneof![
-        Just(Expect::Any),
-        Just(Expect::Current),
-        any::<u8>().prop_map(Expect::Stale)
-    ];
+    let expect = prop_oneof![Just(Expect::Any), Just(Expect::Current), any::<u8>().prop_map(Expect::Stale)];
     prop_oneof![
         3 => (key.clone(), any::<u8>()).prop_map(|(k, v)| Op::Create(k, v)),
         3 => (key.clone(), any::<u8>(), expect.clone()).prop_map(|(k, v, e)| Op::Update(k, v, e)),
@@ -71,12 +67,7 @@ struct Model {
 
 impl Model {
     fn new() -> Self {
-        Model {
-            states: BTreeMap::from([(1, State::new())]),
-            written_at_ns: BTreeMap::new(),
-            compacted: 0,
-            now_ns: 0,
-        }
+        Model { states: BTreeMap::from([(1, State::new())]), written_at_ns: BTreeMap::new(), compacted: 0, now_ns: 0 }
     }
 
     fn revision(&self) -> u64 {
@@ -137,13 +128,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
             let result = store.create(key, value, None, model.now_ns);
             if model.latest().contains_key(key) {
                 let mod_revision = model.mod_revision(key);
-                prop_assert_eq!(
-                    result,
-                    Err(StoreError::AlreadyExists {
-                        key: key.to_string(),
-                        mod_revision
-                    })
-                );
+                prop_assert_eq!(result, Err(StoreError::AlreadyExists { key: key.to_string(), mod_revision }));
             } else {
                 prop_assert_eq!(result, Ok(model.commit(&[(key, value)], &[])));
             }
@@ -154,12 +139,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
             let result = store.update(key, value, expected, None, model.now_ns);
             let prev = model.latest().get(key).cloned();
             match prev {
-                None => prop_assert_eq!(
-                    result,
-                    Err(StoreError::NotFound {
-                        key: key.to_string()
-                    })
-                ),
+                None => prop_assert_eq!(result, Err(StoreError::NotFound { key: key.to_string() })),
                 // Property 4: no lost update.
                 Some(prev) if stale => prop_assert_eq!(
                     result,
@@ -182,12 +162,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
             let result = store.delete(key, expected, model.now_ns);
             let prev = model.latest().get(key).cloned();
             match prev {
-                None => prop_assert_eq!(
-                    result,
-                    Err(StoreError::NotFound {
-                        key: key.to_string()
-                    })
-                ),
+                None => prop_assert_eq!(result, Err(StoreError::NotFound { key: key.to_string() })),
                 Some(prev) if stale => prop_assert_eq!(
                     result,
                     Err(StoreError::Conflict {
@@ -206,9 +181,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
         Op::Put(k, value) => {
             let key = KEYS[k];
             let prev = model.latest().get(key).cloned();
-            let outcome = store
-                .put(key, value, None, model.now_ns)
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let outcome = store.put(key, value, None, model.now_ns).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(outcome.revision, model.commit(&[(key, value)], &[]));
             prop_assert_eq!(outcome.prev_kv, prev);
         }
@@ -216,40 +189,23 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
             let (key, delete_key) = (KEYS[k], KEYS[d]);
             let guard = match model.expected(key, expect) {
                 (None, _) => vec![],
-                (Some(mod_revision), _) => vec![Compare::ModRevisionEquals {
-                    key: key.to_string(),
-                    mod_revision,
-                }],
+                (Some(mod_revision), _) => vec![Compare::ModRevisionEquals { key: key.to_string(), mod_revision }],
             };
             let (_, stale) = model.expected(key, expect);
             let ops = vec![
-                TxnOp::Put {
-                    key: key.to_string(),
-                    value,
-                    lease: None,
-                },
-                TxnOp::Delete {
-                    key: delete_key.to_string(),
-                },
+                TxnOp::Put { key: key.to_string(), value, lease: None },
+                TxnOp::Delete { key: delete_key.to_string() },
             ];
             let result = store.txn(&guard, ops, model.now_ns);
             if key == delete_key {
-                prop_assert_eq!(
-                    result,
-                    Err(StoreError::DuplicateKeyInTxn {
-                        key: key.to_string()
-                    })
-                );
+                prop_assert_eq!(result, Err(StoreError::DuplicateKeyInTxn { key: key.to_string() }));
             } else {
                 let outcome = result.map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(outcome.succeeded, !stale);
                 if stale {
                     prop_assert_eq!(outcome.revision, before);
                 } else {
-                    let prevs = vec![
-                        model.latest().get(key).cloned(),
-                        model.latest().get(delete_key).cloned(),
-                    ];
+                    let prevs = vec![model.latest().get(key).cloned(), model.latest().get(delete_key).cloned()];
                     let deletes: Vec<&str> = prevs[1].iter().map(|_| delete_key).collect();
                     prop_assert_eq!(outcome.revision, model.commit(&[(key, value)], &deletes));
                     prop_assert_eq!(outcome.prev_kvs, prevs);
@@ -274,10 +230,7 @@ fn step(store: &mut Store<u8>, model: &mut Model, op: &Op) -> Result<(), TestCas
                 .map_or(model.revision(), |(revision, _)| *revision);
             model.compacted = model.compacted.max(target);
             let retention_ns = u64::from(retention_ns);
-            prop_assert_eq!(
-                store.compact_older_than(model.now_ns, retention_ns),
-                model.compacted
-            );
+            prop_assert_eq!(store.compact_older_than(model.now_ns, retention_ns), model.compacted);
         }
     }
     // Property 1: a successful write adds exactly one revision; a failed one adds none.
@@ -303,18 +256,11 @@ fn apply_event(state: &mut State, event: &WatchEvent<u8>) -> Result<(), TestCase
 }
 
 fn owned(items: Vec<&KeyValue<u8>>) -> State {
-    items
-        .into_iter()
-        .map(|kv| (kv.key.clone(), kv.clone()))
-        .collect()
+    items.into_iter().map(|kv| (kv.key.clone(), kv.clone())).collect()
 }
 
 fn with_prefix(state: &State, prefix: &str) -> State {
-    state
-        .iter()
-        .filter(|(key, _)| key.starts_with(prefix))
-        .map(|(key, kv)| (key.clone(), kv.clone()))
-        .collect()
+    state.iter().filter(|(key, _)| key.starts_with(prefix)).map(|(key, kv)| (key.clone(), kv.clone())).collect()
 }
 
 /// Properties 2, 3 and 5 on the final store.
@@ -327,10 +273,7 @@ fn check_history(store: &Store<u8>, model: &Model) -> Result<(), TestCaseError> 
         let (mut state, start) = if compacted == 0 {
             (State::new(), 1)
         } else {
-            (
-                owned(store.list_at(prefix, compacted).unwrap()),
-                compacted + 1,
-            )
+            (owned(store.list_at(prefix, compacted).unwrap()), compacted + 1)
         };
         let events = store.watch_from(prefix, start).unwrap();
         let mut last_revision = start - 1;
@@ -341,10 +284,7 @@ fn check_history(store: &Store<u8>, model: &Model) -> Result<(), TestCaseError> 
             apply_event(&mut state, event)?;
         }
         prop_assert_eq!(&state, &with_prefix(model.latest(), prefix));
-        prop_assert_eq!(
-            owned(store.list(prefix)),
-            with_prefix(model.latest(), prefix)
-        );
+        prop_assert_eq!(owned(store.list(prefix)), with_prefix(model.latest(), prefix));
 
         // The step-by-step API delivers the same events.
         for limit in [0, 1, 3] {
@@ -364,17 +304,12 @@ fn check_history(store: &Store<u8>, model: &Model) -> Result<(), TestCaseError> 
         }
 
         // Property 3: below the compaction point every read fails whole, never partially.
-        let gone = StoreError::Compacted {
-            compact_revision: compacted,
-        };
+        let gone = StoreError::Compacted { compact_revision: compacted };
         for revision in 0..compacted {
             prop_assert_eq!(store.watch_from(prefix, revision), Err(gone.clone()));
             prop_assert_eq!(store.list_at(prefix, revision), Err(gone.clone()));
             if revision >= 1 {
-                prop_assert_eq!(
-                    store.events_since(prefix, revision - 1, 1),
-                    Err(gone.clone())
-                );
+                prop_assert_eq!(store.events_since(prefix, revision - 1, 1), Err(gone.clone()));
             }
         }
     }
@@ -387,10 +322,7 @@ fn check_history(store: &Store<u8>, model: &Model) -> Result<(), TestCaseError> 
         prop_assert_eq!(owned(store.list_at("", revision).unwrap()), state.clone());
     }
     for key in KEYS {
-        prop_assert_eq!(
-            store.get_at(key, compacted.saturating_sub(1)).is_err(),
-            compacted >= 1
-        );
+        prop_assert_eq!(store.get_at(key, compacted.saturating_sub(1)).is_err(), compacted >= 1);
     }
     // Compaction bounds memory: nothing older than the compaction point stays in the log.
     let logged_since: usize = model
@@ -398,9 +330,7 @@ fn check_history(store: &Store<u8>, model: &Model) -> Result<(), TestCaseError> 
         .range(compacted.max(2)..)
         .map(|(revision, state)| {
             let previous = &model.states[&(revision - 1)];
-            KEYS.iter()
-                .filter(|key| state.get(**key) != previous.get(**key))
-                .count()
+            KEYS.iter().filter(|key| state.get(**key) != previous.get(**key)).count()
         })
         .sum();
     prop_assert_eq!(store.stats().history_len, logged_since);

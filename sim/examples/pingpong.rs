@@ -27,31 +27,16 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        hosts: 2,
-        deliveries: 1_000_000,
-        seed: 0,
-        baseline: false,
-    };
+    let mut args = Args { hosts: 2, deliveries: 1_000_000, seed: 0, baseline: false };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
         let mut value = |name: &str| words.next().ok_or(format!("{name} needs a value"));
         match word.as_str() {
-            "--hosts" => {
-                args.hosts = value("--hosts")?
-                    .parse()
-                    .map_err(|e| format!("--hosts: {e}"))?
-            }
+            "--hosts" => args.hosts = value("--hosts")?.parse().map_err(|e| format!("--hosts: {e}"))?,
             "--deliveries" => {
-                args.deliveries = value("--deliveries")?
-                    .parse()
-                    .map_err(|e| format!("--deliveries: {e}"))?
+                args.deliveries = value("--deliveries")?.parse().map_err(|e| format!("--deliveries: {e}"))?
             }
-            "--seed" => {
-                args.seed = value("--seed")?
-                    .parse()
-                    .map_err(|e| format!("--seed: {e}"))?
-            }
+            "--seed" => args.seed = value("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--baseline" => args.baseline = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -60,10 +45,7 @@ fn parse_args() -> Result<Args, String> {
         return Err("--hosts must be at least 2".into());
     }
     if args.deliveries == 0 || args.deliveries % (2 * u64::from(args.hosts)) != 0 {
-        return Err(format!(
-            "--deliveries must be a positive multiple of 2 x hosts = {}",
-            2 * args.hosts
-        ));
+        return Err(format!("--deliveries must be a positive multiple of 2 x hosts = {}", 2 * args.hosts));
     }
     Ok(args)
 }
@@ -72,9 +54,7 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
         Err(err) => {
-            eprintln!(
-                "pingpong: {err}\nusage: pingpong --hosts N --deliveries D --seed S [--baseline]"
-            );
+            eprintln!("pingpong: {err}\nusage: pingpong --hosts N --deliveries D --seed S [--baseline]");
             return ExitCode::from(2);
         }
     };
@@ -85,21 +65,12 @@ fn main() -> ExitCode {
     config.max_events = u64::MAX;
     let started = Instant::now();
     let mut sim = pingpong_sim(config, args.hosts, round_trips, None);
-    sim.run_until_quiescent()
-        .expect("a fault-free ping-pong run always finishes");
+    sim.run_until_quiescent().expect("a fault-free ping-pong run always finishes");
     let wall = started.elapsed();
     let delivered = sim.accounting().messages.delivered;
-    assert_eq!(
-        delivered, args.deliveries,
-        "the engine delivered a different number of messages"
-    );
-    let completed: u64 = (0..args.hosts)
-        .map(|i| {
-            sim.component::<PingPongHost>(ComponentId(i))
-                .unwrap()
-                .completed
-        })
-        .sum();
+    assert_eq!(delivered, args.deliveries, "the engine delivered a different number of messages");
+    let completed: u64 =
+        (0..args.hosts).map(|i| sim.component::<PingPongHost>(ComponentId(i)).unwrap().completed).sum();
     assert_eq!(completed, round_trips * u64::from(args.hosts));
     let engine_rate = args.deliveries as f64 / wall.as_secs_f64();
     println!(
@@ -138,9 +109,8 @@ enum Msg {
 /// The floor: the same workload with nothing but a heap, a ChaCha8 stream per host, and counters.
 fn baseline(hosts: u32, round_trips: u64, seed: u64) -> u64 {
     let mut queue: BinaryHeap<Reverse<(u64, u64, u32, u32, u8)>> = BinaryHeap::new();
-    let mut rngs: Vec<ChaCha8Rng> = (0..hosts)
-        .map(|i| ChaCha8Rng::seed_from_u64(seed ^ (u64::from(i) << 32)))
-        .collect();
+    let mut rngs: Vec<ChaCha8Rng> =
+        (0..hosts).map(|i| ChaCha8Rng::seed_from_u64(seed ^ (u64::from(i) << 32))).collect();
     let mut completed = vec![0u64; hosts as usize];
     let mut seq = 0u64;
     let latency_ns = 1_000_000u64;
@@ -164,25 +134,13 @@ fn baseline(hosts: u32, round_trips: u64, seed: u64) -> u64 {
     while let Some(Reverse((now, _, to, from, msg))) = queue.pop() {
         delivered += 1;
         if msg == encode(Msg::Ping) {
-            queue.push(Reverse((
-                now + latency_ns,
-                seq,
-                from,
-                to,
-                encode(Msg::Pong),
-            )));
+            queue.push(Reverse((now + latency_ns, seq, from, to, encode(Msg::Pong))));
             seq += 1;
         } else {
             completed[to as usize] += 1;
             if completed[to as usize] < round_trips {
                 let peer = pick_peer(&mut rngs[to as usize], to);
-                queue.push(Reverse((
-                    now + latency_ns,
-                    seq,
-                    peer,
-                    to,
-                    encode(Msg::Ping),
-                )));
+                queue.push(Reverse((now + latency_ns, seq, peer, to, encode(Msg::Ping))));
                 seq += 1;
             }
         }

@@ -229,12 +229,7 @@ impl<M, T> Ctx<'_, M, T> {
     pub fn request(&mut self, to: ComponentId, msg: M, timeout: Duration) -> RequestId {
         let id = RequestId(self.ids.next_request);
         self.ids.next_request += 1;
-        self.out.push(Effect::Request {
-            to,
-            id,
-            msg,
-            timeout,
-        });
+        self.out.push(Effect::Request { to, id, msg, timeout });
         id
     }
 

@@ -25,19 +25,12 @@ impl std::error::Error for Nondeterminism {}
 /// Runs `run(seed)` twice (it builds and runs a whole simulation and returns its trace hash) and
 /// compares the hashes. Both runs happen in this process, one after the other, so per-process
 /// sources of chance (hash-map seeds, allocation addresses) differ between them and show up.
-pub fn check_determinism(
-    seed: u64,
-    mut run: impl FnMut(u64) -> u64,
-) -> Result<u64, Nondeterminism> {
+pub fn check_determinism(seed: u64, mut run: impl FnMut(u64) -> u64) -> Result<u64, Nondeterminism> {
     let first_hash = run(seed);
     let second_hash = run(seed);
     if first_hash == second_hash {
         Ok(first_hash)
     } else {
-        Err(Nondeterminism {
-            seed,
-            first_hash,
-            second_hash,
-        })
+        Err(Nondeterminism { seed, first_hash, second_hash })
     }
 }

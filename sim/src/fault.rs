@@ -19,11 +19,7 @@ pub enum Fault {
     /// persisted. With `restart_after` it comes back by itself.
     Crash {
         machine: String,
-        #[serde(
-            default,
-            with = "crate::serde_duration::option",
-            skip_serializing_if = "Option::is_none"
-        )]
+        #[serde(default, with = "crate::serde_duration::option", skip_serializing_if = "Option::is_none")]
         restart_after: Option<Duration>,
     },
     /// A crashed machine boots again; its components are rebuilt from what they persisted.
@@ -140,9 +136,7 @@ impl Fault {
             | Fault::ClockSkew { machine, .. }
             | Fault::ClockDrift { machine, .. }
             | Fault::Isolate { machine, .. } => vec![machine.as_str()],
-            Fault::Partition { side_a, side_b, .. } => {
-                side_a.iter().chain(side_b).map(String::as_str).collect()
-            }
+            Fault::Partition { side_a, side_b, .. } => side_a.iter().chain(side_b).map(String::as_str).collect(),
             Fault::DegradeLink { from, to, .. } => vec![from.as_str(), to.as_str()],
         }
     }
@@ -164,16 +158,10 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let span = crate::serde_duration::format;
         match self {
-            Fault::Crash {
-                machine,
-                restart_after: Some(after),
-            } => {
+            Fault::Crash { machine, restart_after: Some(after) } => {
                 write!(f, "crash {machine}, restart after {}", span(*after))
             }
-            Fault::Crash {
-                machine,
-                restart_after: None,
-            } => write!(f, "crash {machine}"),
+            Fault::Crash { machine, restart_after: None } => write!(f, "crash {machine}"),
             Fault::Restart { machine } => write!(f, "restart {machine}"),
             Fault::Lose { machine } => write!(f, "lose {machine}"),
             Fault::Pause { machine, duration } => {
@@ -185,12 +173,7 @@ impl fmt::Display for Fault {
             Fault::ClockDrift { machine, drift_ppm } => {
                 write!(f, "drift {machine}'s clock by {drift_ppm}ppm")
             }
-            Fault::Partition {
-                side_a,
-                side_b,
-                one_way,
-                duration,
-            } => write!(
+            Fault::Partition { side_a, side_b, one_way, duration } => write!(
                 f,
                 "partition [{}] {} [{}] for {}",
                 side_a.join(","),
@@ -201,12 +184,7 @@ impl fmt::Display for Fault {
             Fault::Isolate { machine, duration } => {
                 write!(f, "isolate {machine} for {}", span(*duration))
             }
-            Fault::DegradeLink {
-                from,
-                to,
-                link,
-                duration,
-            } => write!(
+            Fault::DegradeLink { from, to, link, duration } => write!(
                 f,
                 "degrade {from}->{to} (loss {}, latency floor {}) for {}",
                 link.loss,
@@ -250,11 +228,7 @@ impl FaultSchedule {
 
     /// When the last fault has healed (or struck, for faults without a duration).
     pub fn end(&self) -> Duration {
-        self.faults
-            .iter()
-            .map(|timed| timed.at + timed.fault.duration().unwrap_or_default())
-            .max()
-            .unwrap_or_default()
+        self.faults.iter().map(|timed| timed.at + timed.fault.duration().unwrap_or_default()).max().unwrap_or_default()
     }
 }
 
@@ -300,12 +274,7 @@ impl fmt::Display for SwarmDraw {
             crate::serde_duration::format(self.link.reorder_window),
         )?;
         for timed in &self.schedule.faults {
-            writeln!(
-                f,
-                "  at {}: {}",
-                crate::serde_duration::format(timed.at),
-                timed.fault
-            )?;
+            writeln!(f, "  at {}: {}", crate::serde_duration::format(timed.at), timed.fault)?;
         }
         Ok(())
     }
@@ -316,12 +285,7 @@ impl fmt::Display for SwarmDraw {
 /// combinations get their turn instead of every run averaging every fault.
 pub fn draw_swarm(seed: u64, space: &SwarmSpace) -> SwarmDraw {
     let mut rng = SimRng::for_stream(seed, "swarm");
-    let mut enabled: Vec<FaultKind> = space
-        .allowed
-        .iter()
-        .copied()
-        .filter(|_| rng.chance(Ratio::new(1, 2)))
-        .collect();
+    let mut enabled: Vec<FaultKind> = space.allowed.iter().copied().filter(|_| rng.chance(Ratio::new(1, 2))).collect();
     if enabled.is_empty() {
         if let Some(kind) = rng.pick(&space.allowed) {
             enabled.push(*kind);
@@ -338,8 +302,7 @@ pub fn draw_swarm(seed: u64, space: &SwarmSpace) -> SwarmDraw {
         link.latency.tail_max = Duration::from_millis(rng.range_inclusive(10, 500));
     }
     let mut faults = Vec::new();
-    let window_ns =
-        crate::time::duration_nanos(space.window_end.saturating_sub(space.window_start));
+    let window_ns = crate::time::duration_nanos(space.window_end.saturating_sub(space.window_start));
     let fault_count = if space.max_faults == 0 || enabled.is_empty() || space.machines.is_empty() {
         0
     } else {
@@ -348,10 +311,7 @@ pub fn draw_swarm(seed: u64, space: &SwarmSpace) -> SwarmDraw {
     for _ in 0..fault_count {
         let kind = *rng.pick(&enabled).expect("enabled is not empty");
         let at = space.window_start + Duration::from_nanos(rng.range_inclusive(0, window_ns));
-        let machine = rng
-            .pick(&space.machines)
-            .expect("machines is not empty")
-            .clone();
+        let machine = rng.pick(&space.machines).expect("machines is not empty").clone();
         let duration = Duration::from_millis(rng.range_inclusive(500, 30_000));
         let fault = match kind {
             FaultKind::Crash => Fault::Crash {
@@ -367,22 +327,14 @@ pub fn draw_swarm(seed: u64, space: &SwarmSpace) -> SwarmDraw {
                 let magnitude_ns = rng.range_inclusive(1, 30_000) as i64 * 1_000_000;
                 Fault::ClockSkew {
                     machine,
-                    offset_ns: if rng.chance(Ratio::new(1, 2)) {
-                        magnitude_ns
-                    } else {
-                        -magnitude_ns
-                    },
+                    offset_ns: if rng.chance(Ratio::new(1, 2)) { magnitude_ns } else { -magnitude_ns },
                 }
             }
             FaultKind::ClockDrift => {
                 let magnitude_ppm = rng.range_inclusive(1, 100_000) as i32;
                 Fault::ClockDrift {
                     machine,
-                    drift_ppm: if rng.chance(Ratio::new(1, 2)) {
-                        magnitude_ppm
-                    } else {
-                        -magnitude_ppm
-                    },
+                    drift_ppm: if rng.chance(Ratio::new(1, 2)) { magnitude_ppm } else { -magnitude_ppm },
                 }
             }
             FaultKind::Partition => {
@@ -390,37 +342,19 @@ pub fn draw_swarm(seed: u64, space: &SwarmSpace) -> SwarmDraw {
                 rng.shuffle(&mut shuffled);
                 let cut = rng.range_inclusive(1, shuffled.len().max(2) as u64 - 1) as usize;
                 let side_b = shuffled.split_off(cut.min(shuffled.len()));
-                Fault::Partition {
-                    side_a: shuffled,
-                    side_b,
-                    one_way: rng.chance(Ratio::new(1, 4)),
-                    duration,
-                }
+                Fault::Partition { side_a: shuffled, side_b, one_way: rng.chance(Ratio::new(1, 4)), duration }
             }
             FaultKind::Isolate => Fault::Isolate { machine, duration },
             FaultKind::DegradeLink => {
-                let to = rng
-                    .pick(&space.machines)
-                    .expect("machines is not empty")
-                    .clone();
+                let to = rng.pick(&space.machines).expect("machines is not empty").clone();
                 let mut degraded = space.base_link;
                 degraded.loss = Ratio::new(rng.range_inclusive(100, 900) as u32, 1000);
                 degraded.latency.floor = Duration::from_millis(rng.range_inclusive(5, 2_000));
-                Fault::DegradeLink {
-                    from: machine,
-                    to,
-                    link: degraded,
-                    duration,
-                }
+                Fault::DegradeLink { from: machine, to, link: degraded, duration }
             }
         };
         faults.push(TimedFault { at, fault });
     }
     faults.sort_by_key(|timed| timed.at);
-    SwarmDraw {
-        seed,
-        enabled,
-        link,
-        schedule: FaultSchedule { faults },
-    }
+    SwarmDraw { seed, enabled, link, schedule: FaultSchedule { faults } }
 }

@@ -21,9 +21,7 @@ impl Default for StableHasher {
 
 impl StableHasher {
     pub const fn new() -> Self {
-        StableHasher {
-            state: INITIAL_STATE,
-        }
+        StableHasher { state: INITIAL_STATE }
     }
 
     /// Folds one word into the state.

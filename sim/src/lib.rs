@@ -28,8 +28,7 @@ pub mod time;
 pub mod trace;
 
 pub use component::{
-    Component, ComponentId, Ctx, Effect, Input, MachineId, Message, ReplyTo, RequestId, StreamId,
-    TimerId, TraceDigest,
+    Component, ComponentId, Ctx, Effect, Input, MachineId, Message, ReplyTo, RequestId, StreamId, TimerId, TraceDigest,
 };
 pub use determinism::{check_determinism, Nondeterminism};
 pub use fault::{draw_swarm, Fault, FaultKind, FaultSchedule, SwarmDraw, SwarmSpace, TimedFault};

@@ -36,12 +36,7 @@ fn zero_ratio() -> Ratio {
 impl LatencyModel {
     /// Exactly `latency`, every time, drawing no randomness.
     pub const fn fixed(latency: Duration) -> LatencyModel {
-        LatencyModel {
-            floor: latency,
-            jitter: Duration::ZERO,
-            tail_chance: Ratio::ZERO,
-            tail_max: Duration::ZERO,
-        }
+        LatencyModel { floor: latency, jitter: Duration::ZERO, tail_chance: Ratio::ZERO, tail_max: Duration::ZERO }
     }
 
     /// Draws one latency in nanoseconds.
@@ -49,12 +44,10 @@ impl LatencyModel {
     pub fn sample_ns(&self, rng: &mut SimRng) -> u64 {
         let mut latency_ns = duration_nanos(self.floor);
         if !self.jitter.is_zero() {
-            latency_ns =
-                latency_ns.saturating_add(rng.range_inclusive(0, duration_nanos(self.jitter)));
+            latency_ns = latency_ns.saturating_add(rng.range_inclusive(0, duration_nanos(self.jitter)));
         }
         if !self.tail_max.is_zero() && rng.chance(self.tail_chance) {
-            latency_ns =
-                latency_ns.saturating_add(rng.range_inclusive(0, duration_nanos(self.tail_max)));
+            latency_ns = latency_ns.saturating_add(rng.range_inclusive(0, duration_nanos(self.tail_max)));
         }
         latency_ns
     }
@@ -101,9 +94,7 @@ impl LinkConfig {
             ("latency.tail_chance", self.latency.tail_chance),
         ] {
             if !ratio.is_probability() {
-                return Err(format!(
-                    "{name} = {ratio} is not a probability (expected 0 <= num <= den, den > 0)"
-                ));
+                return Err(format!("{name} = {ratio} is not a probability (expected 0 <= num <= den, den > 0)"));
             }
         }
         Ok(())
@@ -140,12 +131,8 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
-        DropReason::Loss,
-        DropReason::Partition,
-        DropReason::DestinationDown,
-        DropReason::StreamBroken,
-    ];
+    pub const ALL: [DropReason; 4] =
+        [DropReason::Loss, DropReason::Partition, DropReason::DestinationDown, DropReason::StreamBroken];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -171,10 +158,7 @@ pub struct LinkStats {
 
 impl LinkStats {
     pub fn dropped(&self) -> u64 {
-        self.dropped_loss
-            + self.dropped_partition
-            + self.dropped_destination_down
-            + self.dropped_stream_broken
+        self.dropped_loss + self.dropped_partition + self.dropped_destination_down + self.dropped_stream_broken
     }
 
     pub(crate) fn count_drop(&mut self, reason: DropReason) {
@@ -259,10 +243,7 @@ impl Network {
         if self.overrides.is_empty() {
             &self.default_link
         } else {
-            self.overrides
-                .get(&(from, to))
-                .map(|(config, _)| config)
-                .unwrap_or(&self.default_link)
+            self.overrides.get(&(from, to)).map(|(config, _)| config).unwrap_or(&self.default_link)
         }
     }
 
@@ -272,10 +253,7 @@ impl Network {
         let link = if self.overrides.is_empty() {
             &self.default_link
         } else {
-            self.overrides
-                .get(&(src, dst))
-                .map(|(config, _)| config)
-                .unwrap_or(&self.default_link)
+            self.overrides.get(&(src, dst)).map(|(config, _)| config).unwrap_or(&self.default_link)
         };
         let rng = &mut self.rng;
         if rng.chance(link.loss) {
@@ -284,18 +262,12 @@ impl Network {
         let mut latency_ns = link.latency.sample_ns(rng);
         let mut delayed = false;
         if !link.reorder.is_zero() && rng.chance(link.reorder) {
-            latency_ns = latency_ns
-                .saturating_add(rng.range_inclusive(0, duration_nanos(link.reorder_window)));
+            latency_ns = latency_ns.saturating_add(rng.range_inclusive(0, duration_nanos(link.reorder_window)));
             delayed = true;
         }
-        let duplicate_latency_ns =
-            (may_duplicate && !link.duplicate.is_zero() && rng.chance(link.duplicate))
-                .then(|| link.latency.sample_ns(rng));
-        Route::Deliver {
-            latency_ns,
-            delayed,
-            duplicate_latency_ns,
-        }
+        let duplicate_latency_ns = (may_duplicate && !link.duplicate.is_zero() && rng.chance(link.duplicate))
+            .then(|| link.latency.sample_ns(rng));
+        Route::Deliver { latency_ns, delayed, duplicate_latency_ns }
     }
 
     pub fn block(&mut self, from: u32, to: u32) {
@@ -314,10 +286,7 @@ impl Network {
     }
 
     pub fn count_drop(&mut self, from: u32, to: u32, reason: DropReason) {
-        self.link_stats
-            .entry((from, to))
-            .or_default()
-            .count_drop(reason);
+        self.link_stats.entry((from, to)).or_default().count_drop(reason);
         self.totals.dropped += 1;
     }
 }

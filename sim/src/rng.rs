@@ -74,9 +74,7 @@ impl SimRng {
             state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
             chunk.copy_from_slice(&fmix64(state).to_le_bytes());
         }
-        SimRng {
-            inner: ChaCha8Rng::from_seed(key),
-        }
+        SimRng { inner: ChaCha8Rng::from_seed(key) }
     }
 
     #[inline]

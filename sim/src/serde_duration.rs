@@ -31,25 +31,19 @@ pub fn format(span: Duration) -> String {
 /// Parses `<integer><unit>`; the error says what was expected.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
-    let digits_end = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
+    let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(digits_end);
     let expected = "expected a duration such as 250ns, 10us, 500ms, 30s, 5m or 2h";
     if digits.is_empty() {
         return Err(format!("invalid duration {text:?}: {expected}"));
     }
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+    let value: u64 = digits.parse().map_err(|_| format!("invalid duration {text:?}: number too large"))?;
     let scale = UNITS
         .iter()
         .find(|(name, _)| *name == unit)
         .map(|(_, scale)| *scale)
         .ok_or_else(|| format!("invalid duration {text:?}: unknown unit {unit:?}; {expected}"))?;
-    let nanos = value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+    let nanos = value.checked_mul(scale).ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
     Ok(Duration::from_nanos(nanos))
 }
 
@@ -67,22 +61,16 @@ pub mod option {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(
-        span: &Option<Duration>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(span: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
         match span {
             Some(span) => serializer.serialize_some(&super::format(*span)),
             None => serializer.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Duration>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
         let text = Option::<String>::deserialize(deserializer)?;
-        text.map(|text| super::parse(&text).map_err(serde::de::Error::custom))
-            .transpose()
+        text.map(|text| super::parse(&text).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -92,16 +80,7 @@ mod tests {
 
     #[test]
     fn round_trips_exactly() {
-        for nanos in [
-            0,
-            1,
-            999,
-            1_000,
-            1_500_000,
-            30_000_000_000,
-            7_200_000_000_000,
-            1_000_000_001,
-        ] {
+        for nanos in [0, 1, 999, 1_000, 1_500_000, 30_000_000_000, 7_200_000_000_000, 1_000_000_001] {
             let span = Duration::from_nanos(nanos);
             assert_eq!(parse(&format(span)), Ok(span), "{nanos}");
         }
@@ -113,8 +92,6 @@ mod tests {
         assert!(parse("").unwrap_err().contains("expected a duration"));
         assert!(parse("10 parsecs").unwrap_err().contains("unknown unit"));
         assert!(parse("1.5s").unwrap_err().contains("unknown unit"));
-        assert!(parse("99999999999999999999s")
-            .unwrap_err()
-            .contains("too large"));
+        assert!(parse("99999999999999999999s").unwrap_err().contains("too large"));
     }
 }

@@ -2,8 +2,8 @@
 //! and the code that carries out effects and faults.
 
 use crate::component::{
-    BuggifyConfig, Component, ComponentId, Ctx, Effect, IdCounters, Input, MachineId, Message,
-    ReplyTo, RequestId, StreamId, TimerId, TraceDigest,
+    BuggifyConfig, Component, ComponentId, Ctx, Effect, IdCounters, Input, MachineId, Message, ReplyTo, RequestId,
+    StreamId, TimerId, TraceDigest,
 };
 use crate::fault::{Fault, FaultKind, FaultSchedule, TimedFault};
 use crate::hash::stable_hash_str;
@@ -68,11 +68,7 @@ struct Clock {
 }
 
 impl Clock {
-    const IDENTITY: Clock = Clock {
-        base_true_ns: 0,
-        base_local_ns: 0,
-        drift_ppm: 0,
-    };
+    const IDENTITY: Clock = Clock { base_true_ns: 0, base_local_ns: 0, drift_ppm: 0 };
 
     fn local_ns(&self, true_ns: u64) -> i128 {
         let elapsed = i128::from(true_ns) - i128::from(self.base_true_ns);
@@ -204,9 +200,9 @@ impl<M, T> Event<M, T> {
     /// The component that will handle the event, if any (a paused machine holds such events).
     fn target(&self) -> Option<ComponentId> {
         match self {
-            Event::Start { component, .. }
-            | Event::Timer { component, .. }
-            | Event::StreamBroken { component, .. } => Some(*component),
+            Event::Start { component, .. } | Event::Timer { component, .. } | Event::StreamBroken { component, .. } => {
+                Some(*component)
+            }
             Event::Deliver { to, .. } => Some(*to),
             Event::RequestTimeout { caller, .. } => Some(*caller),
             Event::Fault { .. } | Event::Heal { .. } | Event::Resume { .. } => None,
@@ -216,26 +212,11 @@ impl<M, T> Event<M, T> {
     fn describe(&self) -> &'static str {
         match self {
             Event::Start { .. } => "start",
-            Event::Deliver {
-                payload: Payload::Plain(_),
-                ..
-            } => "message",
-            Event::Deliver {
-                payload: Payload::Request(..),
-                ..
-            } => "request",
-            Event::Deliver {
-                payload: Payload::Response(..),
-                ..
-            } => "response",
-            Event::Deliver {
-                payload: Payload::StreamOpen(_),
-                ..
-            } => "stream open",
-            Event::Deliver {
-                payload: Payload::Stream(..),
-                ..
-            } => "stream message",
+            Event::Deliver { payload: Payload::Plain(_), .. } => "message",
+            Event::Deliver { payload: Payload::Request(..), .. } => "request",
+            Event::Deliver { payload: Payload::Response(..), .. } => "response",
+            Event::Deliver { payload: Payload::StreamOpen(_), .. } => "stream open",
+            Event::Deliver { payload: Payload::Stream(..), .. } => "stream message",
             Event::Timer { .. } => "timer",
             Event::RequestTimeout { .. } => "request timeout",
             Event::StreamBroken { .. } => "stream break",
@@ -290,16 +271,12 @@ pub enum BudgetExceeded {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.reason {
-            BudgetExceeded::Events(limit) => write!(
-                f,
-                "ran {} events (the limit is {limit}) until {} without completing",
-                self.events, self.now
-            )?,
-            BudgetExceeded::Time(limit) => write!(
-                f,
-                "ran until {} (the limit is {limit}), {} events, without completing",
-                self.now, self.events
-            )?,
+            BudgetExceeded::Events(limit) => {
+                write!(f, "ran {} events (the limit is {limit}) until {} without completing", self.events, self.now)?
+            }
+            BudgetExceeded::Time(limit) => {
+                write!(f, "ran until {} (the limit is {limit}), {} events, without completing", self.now, self.events)?
+            }
         }
         if self.pending.is_empty() {
             write!(f, "; nothing was pending")
@@ -390,11 +367,8 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             duration_nanos(config.loopback_latency),
             SimRng::for_stream(config.seed, "network"),
         );
-        let buggify = BuggifyConfig {
-            enabled: config.buggify,
-            seed: config.seed,
-            fire_chance: config.buggify_fire_chance,
-        };
+        let buggify =
+            BuggifyConfig { enabled: config.buggify, seed: config.seed, fire_chance: config.buggify_fire_chance };
         Sim {
             config,
             now: Time::ZERO,
@@ -429,10 +403,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
 
     /// Adds a machine; names are unique.
     pub fn add_machine(&mut self, name: &str) -> MachineId {
-        assert!(
-            !self.machine_ids.contains_key(name),
-            "machine {name:?} added twice"
-        );
+        assert!(!self.machine_ids.contains_key(name), "machine {name:?} added twice");
         let id = MachineId(self.machines.len() as u32);
         self.machines.push(MachineState {
             name: name.to_string(),
@@ -454,10 +425,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         name: &str,
         factory: impl FnMut(Option<Box<dyn Any>>) -> Box<dyn Component<M, T>> + 'static,
     ) -> ComponentId {
-        assert!(
-            !self.component_ids.contains_key(name),
-            "component {name:?} added twice"
-        );
+        assert!(!self.component_ids.contains_key(name), "component {name:?} added twice");
         let id = ComponentId(self.slots.len() as u32);
         let mut factory: Factory<M, T> = Box::new(factory);
         let up = self.machines[machine.0 as usize].status == MachineStatus::Up;
@@ -474,13 +442,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         self.component_ids.insert(name.to_string(), id);
         self.machines[machine.0 as usize].components.push(id);
         if up {
-            self.schedule(
-                self.now,
-                Event::Start {
-                    component: id,
-                    incarnation: 0,
-                },
-            );
+            self.schedule(self.now, Event::Start { component: id, incarnation: 0 });
         }
         id
     }
@@ -602,9 +564,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
 
     /// The machine's wall clock now.
     pub fn machine_clock(&self, machine: MachineId) -> Time {
-        self.machines[machine.0 as usize]
-            .clock
-            .local(self.now.as_nanos())
+        self.machines[machine.0 as usize].clock.local(self.now.as_nanos())
     }
 
     /// Whether a partition currently blocks messages from `from` to `to`.
@@ -635,45 +595,25 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                 .link_stats
                 .iter()
                 .map(|(&(from, to), stats)| {
-                    (
-                        (
-                            self.machines[from as usize].name.clone(),
-                            self.machines[to as usize].name.clone(),
-                        ),
-                        *stats,
-                    )
+                    ((self.machines[from as usize].name.clone(), self.machines[to as usize].name.clone()), *stats)
                 })
                 .collect(),
             messages: totals,
             requests_timed_out: self.requests_timed_out,
             late_responses: self.late_responses,
             streams_broken: self.streams_broken,
-            buggify_fired: self
-                .buggify_fired
-                .iter()
-                .map(|(site, count)| (site.to_string(), *count))
-                .collect(),
+            buggify_fired: self.buggify_fired.iter().map(|(site, count)| (site.to_string(), *count)).collect(),
         }
     }
 
     /// Messages scheduled for delivery, counted in the queue itself (an independent check of the
     /// accounting's `in_flight`).
     pub fn queued_deliveries(&self) -> u64 {
-        let queued = self
-            .queue
-            .iter()
-            .filter(|entry| matches!(entry.event, Event::Deliver { .. }))
-            .count();
+        let queued = self.queue.iter().filter(|entry| matches!(entry.event, Event::Deliver { .. })).count();
         let held: usize = self
             .machines
             .iter()
-            .map(|machine| {
-                machine
-                    .held
-                    .iter()
-                    .filter(|event| matches!(event, Event::Deliver { .. }))
-                    .count()
-            })
+            .map(|machine| machine.held.iter().filter(|event| matches!(event, Event::Deliver { .. })).count())
             .sum();
         (queued + held) as u64
     }
@@ -687,9 +627,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                 None => "engine".to_string(),
             };
             let at = Time::from_nanos((entry.key >> 64) as u64);
-            let group = groups
-                .entry((target, entry.event.describe()))
-                .or_insert((0, at));
+            let group = groups.entry((target, entry.event.describe())).or_insert((0, at));
             group.0 += 1;
             group.1 = group.1.min(at);
         }
@@ -708,12 +646,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             .collect();
         for slot in &self.slots {
             if let Some(component) = &slot.component {
-                lines.extend(
-                    component
-                        .pending()
-                        .into_iter()
-                        .map(|line| format!("{}: {line}", slot.name)),
-                );
+                lines.extend(component.pending().into_iter().map(|line| format!("{}: {line}", slot.name)));
             }
         }
         lines
@@ -732,20 +665,14 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         self.events_processed += 1;
         if let Some(target) = event.target() {
             let machine = &mut self.machines[self.slots[target.0 as usize].machine.0 as usize];
-            if machine.status == MachineStatus::Up
-                && (machine.paused_until > at || !machine.held.is_empty())
-            {
+            if machine.status == MachineStatus::Up && (machine.paused_until > at || !machine.held.is_empty()) {
                 // The process is stalled: the input waits, in arrival order, until it resumes.
                 machine.held.push_back(event);
                 return true;
             }
         }
         self.dispatch(event);
-        debug_assert!(
-            self.network.totals.balanced(),
-            "message accounting broke: {:?}",
-            self.network.totals
-        );
+        debug_assert!(self.network.totals.balanced(), "message accounting broke: {:?}", self.network.totals);
         true
     }
 
@@ -789,21 +716,12 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
     fn check_budget(&self) -> Result<(), RunError> {
         let reason = if self.events_processed >= self.config.max_events {
             BudgetExceeded::Events(self.config.max_events)
-        } else if self
-            .queue
-            .peek()
-            .is_some_and(|next| (next.key >> 64) as u64 > self.config.max_time.as_nanos())
-        {
+        } else if self.queue.peek().is_some_and(|next| (next.key >> 64) as u64 > self.config.max_time.as_nanos()) {
             BudgetExceeded::Time(self.config.max_time)
         } else {
             return Ok(());
         };
-        Err(RunError {
-            reason,
-            now: self.now,
-            events: self.events_processed,
-            pending: self.pending(),
-        })
+        Err(RunError { reason, now: self.now, events: self.events_processed, pending: self.pending() })
     }
 
     // ----- faults as verbs -----
@@ -831,8 +749,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             }
             slot.incarnation += 1;
         }
-        self.requests
-            .retain(|_, pending| !components.contains(&pending.caller));
+        self.requests.retain(|_, pending| !components.contains(&pending.caller));
         let broken: Vec<StreamId> = self
             .streams
             .iter()
@@ -842,9 +759,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         for id in broken {
             self.break_stream(id);
         }
-        self.record(RecordKind::Crash, machine.0, NO_COMPONENT, 0, || {
-            String::new()
-        });
+        self.record(RecordKind::Crash, machine.0, NO_COMPONENT, 0, String::new);
         true
     }
 
@@ -859,17 +774,9 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             let durable = slot.durable.take();
             slot.component = Some((slot.factory)(durable));
             let incarnation = slot.incarnation;
-            self.schedule(
-                self.now,
-                Event::Start {
-                    component: id,
-                    incarnation,
-                },
-            );
+            self.schedule(self.now, Event::Start { component: id, incarnation });
         }
-        self.record(RecordKind::Restart, machine.0, NO_COMPONENT, 0, || {
-            String::new()
-        });
+        self.record(RecordKind::Restart, machine.0, NO_COMPONENT, 0, String::new);
         true
     }
 
@@ -907,10 +814,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
 
     /// Makes a machine's clock run fast or slow by `drift_ppm` parts per million from now on.
     pub fn set_clock_drift(&mut self, machine: MachineId, drift_ppm: i32) {
-        assert!(
-            drift_ppm > -1_000_000,
-            "a drift of {drift_ppm} ppm would stop the clock"
-        );
+        assert!(drift_ppm > -1_000_000, "a drift of {drift_ppm} ppm would stop the clock");
         let clock = &mut self.machines[machine.0 as usize].clock;
         clock.rebase(self.now.as_nanos());
         clock.drift_ppm = i64::from(drift_ppm);
@@ -918,12 +822,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
 
     /// Blocks messages between the two sides (only `a -> b` if `one_way`) until
     /// [`Sim::repair`] or the end of the fault phase; streams across the cut break.
-    pub fn partition(
-        &mut self,
-        side_a: &[MachineId],
-        side_b: &[MachineId],
-        one_way: bool,
-    ) -> Vec<(u32, u32)> {
+    pub fn partition(&mut self, side_a: &[MachineId], side_b: &[MachineId], one_way: bool) -> Vec<(u32, u32)> {
         let mut pairs = Vec::new();
         for &a in side_a {
             for &b in side_b {
@@ -944,12 +843,8 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             .iter()
             .filter(|(_, stream)| {
                 stream.open
-                    && (self
-                        .network
-                        .is_blocked(stream.machines[0], stream.machines[1])
-                        || self
-                            .network
-                            .is_blocked(stream.machines[1], stream.machines[0]))
+                    && (self.network.is_blocked(stream.machines[0], stream.machines[1])
+                        || self.network.is_blocked(stream.machines[1], stream.machines[0]))
             })
             .map(|(id, _)| *id)
             .collect();
@@ -968,10 +863,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
 
     /// Cuts a machine off from all others; returns the blocked pairs for [`Sim::repair`].
     pub fn isolate(&mut self, machine: MachineId) -> Vec<(u32, u32)> {
-        let others: Vec<MachineId> = (0..self.machines.len() as u32)
-            .map(MachineId)
-            .filter(|&m| m != machine)
-            .collect();
+        let others: Vec<MachineId> = (0..self.machines.len() as u32).map(MachineId).filter(|&m| m != machine).collect();
         self.partition(&[machine], &others, false)
     }
 
@@ -979,9 +871,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
     pub fn degrade_link(&mut self, from: MachineId, to: MachineId, link: LinkConfig) -> u64 {
         let generation = self.network.next_override_generation;
         self.network.next_override_generation += 1;
-        self.network
-            .overrides
-            .insert((from.0, to.0), (link, generation));
+        self.network.overrides.insert((from.0, to.0), (link, generation));
         generation
     }
 
@@ -998,9 +888,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             self.restart(machine);
             self.machines[index].clock = Clock::IDENTITY;
         }
-        self.record(RecordKind::Heal, NO_COMPONENT, NO_COMPONENT, 0, || {
-            "end of fault phase".to_string()
-        });
+        self.record(RecordKind::Heal, NO_COMPONENT, NO_COMPONENT, 0, || "end of fault phase".to_string());
     }
 
     fn apply_fault(&mut self, index: usize) {
@@ -1011,10 +899,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         let kind = fault.kind();
         let machine = |sim: &Self, name: &str| sim.machine_ids[name];
         let took_effect = match &fault {
-            Fault::Crash {
-                machine: name,
-                restart_after,
-            } => {
+            Fault::Crash { machine: name, restart_after } => {
                 let id = machine(self, name);
                 let crashed = self.crash(id);
                 if let (true, Some(after)) = (crashed, restart_after) {
@@ -1024,30 +909,16 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             }
             Fault::Restart { machine: name } => self.restart(machine(self, name)),
             Fault::Lose { machine: name } => self.lose(machine(self, name)),
-            Fault::Pause {
-                machine: name,
-                duration,
-            } => self.pause(machine(self, name), *duration),
-            Fault::ClockSkew {
-                machine: name,
-                offset_ns,
-            } => {
+            Fault::Pause { machine: name, duration } => self.pause(machine(self, name), *duration),
+            Fault::ClockSkew { machine: name, offset_ns } => {
                 self.skew_clock(machine(self, name), *offset_ns);
                 true
             }
-            Fault::ClockDrift {
-                machine: name,
-                drift_ppm,
-            } => {
+            Fault::ClockDrift { machine: name, drift_ppm } => {
                 self.set_clock_drift(machine(self, name), *drift_ppm);
                 true
             }
-            Fault::Partition {
-                side_a,
-                side_b,
-                one_way,
-                duration,
-            } => {
+            Fault::Partition { side_a, side_b, one_way, duration } => {
                 let a: Vec<MachineId> = side_a.iter().map(|name| machine(self, name)).collect();
                 let b: Vec<MachineId> = side_b.iter().map(|name| machine(self, name)).collect();
                 let pairs = self.partition(&a, &b, *one_way);
@@ -1055,21 +926,13 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                 self.schedule_heal(*duration, Heal::Unblock(pairs));
                 any
             }
-            Fault::Isolate {
-                machine: name,
-                duration,
-            } => {
+            Fault::Isolate { machine: name, duration } => {
                 let pairs = self.isolate(machine(self, name));
                 let any = !pairs.is_empty();
                 self.schedule_heal(*duration, Heal::Unblock(pairs));
                 any
             }
-            Fault::DegradeLink {
-                from,
-                to,
-                link,
-                duration,
-            } => {
+            Fault::DegradeLink { from, to, link, duration } => {
                 let (from, to) = (machine(self, from), machine(self, to));
                 if from == to {
                     false
@@ -1087,13 +950,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         };
         *counter.entry(kind).or_insert(0) += 1;
         let text = fault.to_string();
-        self.record(
-            record_kind,
-            index as u32,
-            NO_COMPONENT,
-            stable_hash_str(&text),
-            || text.clone(),
-        );
+        self.record(record_kind, index as u32, NO_COMPONENT, stable_hash_str(&text), || text.clone());
     }
 
     fn schedule_heal(&mut self, after: Duration, heal: Heal) {
@@ -1111,19 +968,12 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             }
             Heal::Unblock(pairs) => self.repair(&pairs),
             Heal::RestoreLink(key, generation) => {
-                if self
-                    .network
-                    .overrides
-                    .get(&key)
-                    .is_some_and(|(_, current)| *current == generation)
-                {
+                if self.network.overrides.get(&key).is_some_and(|(_, current)| *current == generation) {
                     self.network.overrides.remove(&key);
                 }
             }
         }
-        self.record(RecordKind::Heal, NO_COMPONENT, NO_COMPONENT, 0, || {
-            String::new()
-        });
+        self.record(RecordKind::Heal, NO_COMPONENT, NO_COMPONENT, 0, String::new);
     }
 
     // ----- internals -----
@@ -1136,21 +986,8 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
     }
 
     #[inline]
-    fn record(
-        &mut self,
-        kind: RecordKind,
-        subject: u32,
-        peer: u32,
-        detail: u64,
-        text: impl FnOnce() -> String,
-    ) {
-        let record = TraceRecord {
-            time: self.now,
-            kind,
-            subject,
-            peer,
-            detail,
-        };
+    fn record(&mut self, kind: RecordKind, subject: u32, peer: u32, detail: u64, text: impl FnOnce() -> String) {
+        let record = TraceRecord { time: self.now, kind, subject, peer, detail };
         self.trace.fold(&record);
         if self.trace.jsonl.is_some() {
             self.write_jsonl(&record, text());
@@ -1167,9 +1004,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                     RecordKind::Crash | RecordKind::Restart => {
                         serde_json::Value::String(self.machines[index as usize].name.clone())
                     }
-                    RecordKind::Fault(_) | RecordKind::FaultSkipped(_) => {
-                        serde_json::Value::from(index)
-                    }
+                    RecordKind::Fault(_) | RecordKind::FaultSkipped(_) => serde_json::Value::from(index),
                     _ => serde_json::Value::String(self.slots[index as usize].name.clone()),
                 }
             }
@@ -1192,39 +1027,18 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
 
     fn dispatch(&mut self, event: Event<M, T>) {
         match event {
-            Event::Deliver {
-                from,
-                to,
-                from_machine,
-                payload,
-            } => self.deliver(from, to, from_machine, payload),
-            Event::Timer {
-                component,
-                incarnation,
-                id,
-                timer,
-            } => {
+            Event::Deliver { from, to, from_machine, payload } => self.deliver(from, to, from_machine, payload),
+            Event::Timer { component, incarnation, id, timer } => {
                 let live = self.live_timers.remove(&id);
                 if live && self.slots[component.0 as usize].incarnation == incarnation {
                     let digest = timer.trace_digest();
-                    self.record(RecordKind::Timer, component.0, NO_COMPONENT, digest, || {
-                        format!("{timer:?}")
-                    });
+                    self.record(RecordKind::Timer, component.0, NO_COMPONENT, digest, || format!("{timer:?}"));
                     self.invoke(component, Input::Timer { id, timer });
                 }
             }
-            Event::Start {
-                component,
-                incarnation,
-            } => {
+            Event::Start { component, incarnation } => {
                 if self.slots[component.0 as usize].incarnation == incarnation {
-                    self.record(
-                        RecordKind::Start,
-                        component.0,
-                        NO_COMPONENT,
-                        u64::from(incarnation),
-                        String::new,
-                    );
+                    self.record(RecordKind::Start, component.0, NO_COMPONENT, u64::from(incarnation), String::new);
                     self.invoke(component, Input::Start);
                 }
             }
@@ -1233,30 +1047,14 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                     debug_assert_eq!(pending.caller, caller);
                     self.requests_timed_out += 1;
                     if self.slots[caller.0 as usize].incarnation == pending.incarnation {
-                        self.record(
-                            RecordKind::RequestTimeout,
-                            caller.0,
-                            NO_COMPONENT,
-                            id.0,
-                            String::new,
-                        );
+                        self.record(RecordKind::RequestTimeout, caller.0, NO_COMPONENT, id.0, String::new);
                         self.invoke(caller, Input::RequestTimedOut { id });
                     }
                 }
             }
-            Event::StreamBroken {
-                id,
-                component,
-                incarnation,
-            } => {
+            Event::StreamBroken { id, component, incarnation } => {
                 if self.slots[component.0 as usize].incarnation == incarnation {
-                    self.record(
-                        RecordKind::StreamBreak,
-                        component.0,
-                        NO_COMPONENT,
-                        id.0,
-                        String::new,
-                    );
+                    self.record(RecordKind::StreamBreak, component.0, NO_COMPONENT, id.0, String::new);
                     self.invoke(component, Input::StreamBroken { id });
                 }
             }
@@ -1275,13 +1073,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
     }
 
     #[inline]
-    fn deliver(
-        &mut self,
-        from: ComponentId,
-        to: ComponentId,
-        from_machine: u32,
-        payload: Payload<M>,
-    ) {
+    fn deliver(&mut self, from: ComponentId, to: ComponentId, from_machine: u32, payload: Payload<M>) {
         self.network.totals.in_flight -= 1;
         let to_machine = self.slots[to.0 as usize].machine.0;
         let reason = if self.machines[to_machine as usize].status != MachineStatus::Up {
@@ -1290,9 +1082,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             Some(DropReason::Partition)
         } else {
             match &payload {
-                Payload::StreamOpen(id) | Payload::Stream(id, _)
-                    if !self.streams.get(id).is_some_and(|s| s.open) =>
-                {
+                Payload::StreamOpen(id) | Payload::Stream(id, _) if !self.streams.get(id).is_some_and(|s| s.open) => {
                     Some(DropReason::StreamBroken)
                 }
                 _ => None,
@@ -1317,41 +1107,26 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         match payload {
             Payload::Plain(msg) => {
                 let digest = msg.trace_digest();
-                self.record(RecordKind::Deliver, to.0, from.0, digest, || {
-                    format!("{msg:?}")
-                });
+                self.record(RecordKind::Deliver, to.0, from.0, digest, || format!("{msg:?}"));
                 self.invoke(to, Input::Message { from, msg });
             }
             Payload::Request(id, msg) => {
                 let digest = msg.trace_digest();
-                self.record(RecordKind::Request, to.0, from.0, digest, || {
-                    format!("{msg:?}")
-                });
-                self.invoke(
-                    to,
-                    Input::Request {
-                        reply: ReplyTo { from, id },
-                        msg,
-                    },
-                );
+                self.record(RecordKind::Request, to.0, from.0, digest, || format!("{msg:?}"));
+                self.invoke(to, Input::Request { reply: ReplyTo { from, id }, msg });
             }
             Payload::Response(id, msg) => {
                 let digest = msg.trace_digest();
                 let current = self.requests.get(&id).is_some_and(|pending| {
-                    pending.caller == to
-                        && pending.incarnation == self.slots[to.0 as usize].incarnation
+                    pending.caller == to && pending.incarnation == self.slots[to.0 as usize].incarnation
                 });
                 if current {
                     self.requests.remove(&id);
-                    self.record(RecordKind::Response, to.0, from.0, digest, || {
-                        format!("{msg:?}")
-                    });
+                    self.record(RecordKind::Response, to.0, from.0, digest, || format!("{msg:?}"));
                     self.invoke(to, Input::Response { id, msg });
                 } else {
                     self.late_responses += 1;
-                    self.record(RecordKind::LateResponse, to.0, from.0, digest, || {
-                        format!("{msg:?}")
-                    });
+                    self.record(RecordKind::LateResponse, to.0, from.0, digest, || format!("{msg:?}"));
                 }
             }
             Payload::StreamOpen(id) => {
@@ -1363,9 +1138,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             }
             Payload::Stream(id, msg) => {
                 let digest = msg.trace_digest();
-                self.record(RecordKind::StreamMessage, to.0, from.0, digest, || {
-                    format!("{msg:?}")
-                });
+                self.record(RecordKind::StreamMessage, to.0, from.0, digest, || format!("{msg:?}"));
                 self.invoke(to, Input::StreamMessage { id, msg });
             }
         }
@@ -1381,9 +1154,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             return;
         };
         let machine = slot.machine;
-        let now_local = self.machines[machine.0 as usize]
-            .clock
-            .local(self.now.as_nanos());
+        let now_local = self.machines[machine.0 as usize].clock.local(self.now.as_nanos());
         let mut ctx = Ctx {
             now_local,
             me: id,
@@ -1404,39 +1175,17 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
     #[inline]
     fn apply_effect(&mut self, me: ComponentId, machine: MachineId, effect: Effect<M, T>) {
         match effect {
-            Effect::Send { to, msg } => {
-                self.send_datagram(me, machine, to, Payload::Plain(msg), true)
-            }
-            Effect::Request {
-                to,
-                id,
-                msg,
-                timeout,
-            } => {
+            Effect::Send { to, msg } => self.send_datagram(me, machine, to, Payload::Plain(msg), true),
+            Effect::Request { to, id, msg, timeout } => {
                 let incarnation = self.slots[me.0 as usize].incarnation;
-                self.requests.insert(
-                    id,
-                    PendingRequest {
-                        caller: me,
-                        incarnation,
-                    },
-                );
-                let span_ns = self.machines[machine.0 as usize]
-                    .clock
-                    .true_span_ns(duration_nanos(timeout));
-                self.schedule(
-                    self.now.add_nanos(span_ns),
-                    Event::RequestTimeout { id, caller: me },
-                );
+                self.requests.insert(id, PendingRequest { caller: me, incarnation });
+                let span_ns = self.machines[machine.0 as usize].clock.true_span_ns(duration_nanos(timeout));
+                self.schedule(self.now.add_nanos(span_ns), Event::RequestTimeout { id, caller: me });
                 self.send_datagram(me, machine, to, Payload::Request(id, msg), false);
             }
-            Effect::Respond { reply, msg } => self.send_datagram(
-                me,
-                machine,
-                reply.from,
-                Payload::Response(reply.id, msg),
-                false,
-            ),
+            Effect::Respond { reply, msg } => {
+                self.send_datagram(me, machine, reply.from, Payload::Response(reply.id, msg), false)
+            }
             Effect::OpenStream { to, id } => {
                 let to_machine = self.slots[to.0 as usize].machine.0;
                 self.streams.insert(
@@ -1449,38 +1198,22 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                         accepted: false,
                     },
                 );
-                if self.network.is_blocked(machine.0, to_machine)
-                    || self.network.is_blocked(to_machine, machine.0)
-                {
+                if self.network.is_blocked(machine.0, to_machine) || self.network.is_blocked(to_machine, machine.0) {
                     self.break_stream(id);
                 }
                 self.send_on_stream(me, id, Payload::StreamOpen(id));
             }
             Effect::StreamSend { id, msg } => self.send_on_stream(me, id, Payload::Stream(id, msg)),
             Effect::CloseStream { id } => {
-                if self
-                    .streams
-                    .get(&id)
-                    .is_some_and(|stream| stream.open && stream.ends.contains(&me))
-                {
+                if self.streams.get(&id).is_some_and(|stream| stream.open && stream.ends.contains(&me)) {
                     self.break_stream(id);
                 }
             }
             Effect::SetTimer { id, after, timer } => {
-                let span_ns = self.machines[machine.0 as usize]
-                    .clock
-                    .true_span_ns(duration_nanos(after));
+                let span_ns = self.machines[machine.0 as usize].clock.true_span_ns(duration_nanos(after));
                 let incarnation = self.slots[me.0 as usize].incarnation;
                 self.live_timers.insert(id);
-                self.schedule(
-                    self.now.add_nanos(span_ns),
-                    Event::Timer {
-                        component: me,
-                        incarnation,
-                        id,
-                        timer,
-                    },
-                );
+                self.schedule(self.now.add_nanos(span_ns), Event::Timer { component: me, incarnation, id, timer });
             }
             Effect::CancelTimer { id } => {
                 self.live_timers.remove(&id);
@@ -1505,45 +1238,21 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         if src == dst {
             let at = self.now.add_nanos(net.loopback_latency_ns);
             net.totals.in_flight += 1;
-            self.schedule(
-                at,
-                Event::Deliver {
-                    from,
-                    to,
-                    from_machine: src,
-                    payload,
-                },
-            );
+            self.schedule(at, Event::Deliver { from, to, from_machine: src, payload });
             return;
         }
         if net.is_blocked(src, dst) {
             net.count_drop(src, dst, DropReason::Partition);
-            self.record(
-                RecordKind::Drop(DropReason::Partition),
-                to.0,
-                from.0,
-                0,
-                String::new,
-            );
+            self.record(RecordKind::Drop(DropReason::Partition), to.0, from.0, 0, String::new);
             return;
         }
         let (latency_ns, delayed, duplicate_latency_ns) = match net.route(src, dst, may_duplicate) {
             Route::Lost => {
                 net.count_drop(src, dst, DropReason::Loss);
-                self.record(
-                    RecordKind::Drop(DropReason::Loss),
-                    to.0,
-                    from.0,
-                    0,
-                    String::new,
-                );
+                self.record(RecordKind::Drop(DropReason::Loss), to.0, from.0, 0, String::new);
                 return;
             }
-            Route::Deliver {
-                latency_ns,
-                delayed,
-                duplicate_latency_ns,
-            } => (latency_ns, delayed, duplicate_latency_ns),
+            Route::Deliver { latency_ns, delayed, duplicate_latency_ns } => (latency_ns, delayed, duplicate_latency_ns),
         };
         if delayed {
             net.link_stats.entry((src, dst)).or_default().delayed += 1;
@@ -1555,57 +1264,26 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             net.totals.duplicated += 1;
             net.totals.in_flight += 1;
             net.link_stats.entry((src, dst)).or_default().duplicated += 1;
-            self.record(
-                RecordKind::Duplicate,
-                to.0,
-                from.0,
-                copy_latency_ns,
-                String::new,
-            );
+            self.record(RecordKind::Duplicate, to.0, from.0, copy_latency_ns, String::new);
             let at = self.now.add_nanos(copy_latency_ns);
-            self.schedule(
-                at,
-                Event::Deliver {
-                    from,
-                    to,
-                    from_machine: src,
-                    payload: Payload::Plain(copy),
-                },
-            );
+            self.schedule(at, Event::Deliver { from, to, from_machine: src, payload: Payload::Plain(copy) });
         }
         self.network.totals.in_flight += 1;
-        self.schedule(
-            self.now.add_nanos(latency_ns),
-            Event::Deliver {
-                from,
-                to,
-                from_machine: src,
-                payload,
-            },
-        );
+        self.schedule(self.now.add_nanos(latency_ns), Event::Deliver { from, to, from_machine: src, payload });
     }
 
     /// Sends on a stream: never lost or duplicated, always in order; dropped if the stream broke.
     fn send_on_stream(&mut self, me: ComponentId, id: StreamId, payload: Payload<M>) {
         self.network.totals.sent += 1;
         let Some(stream) = self.streams.get_mut(&id) else {
-            panic!(
-                "component {} sent on stream {id:?}, which was never opened",
-                self.slots[me.0 as usize].name
-            );
+            panic!("component {} sent on stream {id:?}, which was never opened", self.slots[me.0 as usize].name);
         };
         let direction = if stream.ends[0] == me { 0 } else { 1 };
         let (src, dst) = (stream.machines[direction], stream.machines[1 - direction]);
         let to = stream.ends[1 - direction];
         if !stream.open {
             self.network.count_drop(src, dst, DropReason::StreamBroken);
-            self.record(
-                RecordKind::Drop(DropReason::StreamBroken),
-                to.0,
-                me.0,
-                id.0,
-                String::new,
-            );
+            self.record(RecordKind::Drop(DropReason::StreamBroken), to.0, me.0, id.0, String::new);
             return;
         }
         let latency_ns = if src == dst {
@@ -1615,19 +1293,10 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             link.latency.sample_ns(&mut self.network.rng)
         };
         let stream = self.streams.get_mut(&id).expect("checked above");
-        let arrival_ns =
-            (self.now.as_nanos().saturating_add(latency_ns)).max(stream.last_arrival_ns[direction]);
+        let arrival_ns = (self.now.as_nanos().saturating_add(latency_ns)).max(stream.last_arrival_ns[direction]);
         stream.last_arrival_ns[direction] = arrival_ns;
         self.network.totals.in_flight += 1;
-        self.schedule(
-            Time::from_nanos(arrival_ns),
-            Event::Deliver {
-                from: me,
-                to,
-                from_machine: src,
-                payload,
-            },
-        );
+        self.schedule(Time::from_nanos(arrival_ns), Event::Deliver { from: me, to, from_machine: src, payload });
     }
 
     /// Marks a stream broken and tells each live end, once.
@@ -1639,25 +1308,14 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             return;
         }
         stream.open = false;
-        let ends = if stream.accepted {
-            &stream.ends[..]
-        } else {
-            &stream.ends[..1]
-        };
+        let ends = if stream.accepted { &stream.ends[..] } else { &stream.ends[..1] };
         let ends = ends.to_vec();
         self.streams_broken += 1;
         for end in ends {
             let slot = &self.slots[end.0 as usize];
             if slot.component.is_some() {
                 let incarnation = slot.incarnation;
-                self.schedule(
-                    self.now,
-                    Event::StreamBroken {
-                        id,
-                        component: end,
-                        incarnation,
-                    },
-                );
+                self.schedule(self.now, Event::StreamBroken { id, component: end, incarnation });
             }
         }
         // The broken stream stays in the table (a few words) so that late sends on it by an end that

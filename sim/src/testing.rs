@@ -55,15 +55,7 @@ pub struct PingPongHost {
 
 impl PingPongHost {
     pub fn new(hosts: u32, round_trips: u64, retry_after: Option<Duration>) -> PingPongHost {
-        PingPongHost {
-            hosts,
-            round_trips,
-            retry_after,
-            completed: 0,
-            waiting: None,
-            pongs_sent: 0,
-            pings_sent: 0,
-        }
+        PingPongHost { hosts, round_trips, retry_after, completed: 0, waiting: None, pongs_sent: 0, pings_sent: 0 }
     }
 
     fn ping_next(&mut self, ctx: &mut Ctx<'_, PingMsg, RetryPing>) {
@@ -91,27 +83,16 @@ impl Component<PingMsg, RetryPing> for PingPongHost {
     fn handle(&mut self, ctx: &mut Ctx<'_, PingMsg, RetryPing>, input: Input<PingMsg, RetryPing>) {
         match input {
             Input::Start => self.ping_next(ctx),
-            Input::Message {
-                from,
-                msg: PingMsg::Ping { round },
-            } => {
+            Input::Message { from, msg: PingMsg::Ping { round } } => {
                 self.pongs_sent += 1;
                 ctx.send(from, PingMsg::Pong { round });
             }
-            Input::Message {
-                from,
-                msg: PingMsg::Pong { round },
-            } => {
-                // Duplicated or late pongs of earlier rounds are ignored.
-                if self.waiting == Some((round, from)) {
-                    self.completed += 1;
-                    self.ping_next(ctx);
-                }
+            // Duplicated or late pongs of earlier rounds are ignored.
+            Input::Message { from, msg: PingMsg::Pong { round } } if self.waiting == Some((round, from)) => {
+                self.completed += 1;
+                self.ping_next(ctx);
             }
-            Input::Timer {
-                timer: RetryPing { round },
-                ..
-            } => {
+            Input::Timer { timer: RetryPing { round }, .. } => {
                 if let Some((waiting_round, peer)) = self.waiting {
                     if waiting_round == round {
                         self.pings_sent += 1;
@@ -132,10 +113,7 @@ impl Component<PingMsg, RetryPing> for PingPongHost {
 
     fn pending(&self) -> Vec<String> {
         match self.waiting {
-            Some((round, peer)) => vec![format!(
-                "waiting for the pong of round {round} from component {}",
-                peer.0
-            )],
+            Some((round, peer)) => vec![format!("waiting for the pong of round {round} from component {}", peer.0)],
             None => Vec::new(),
         }
     }

@@ -80,12 +80,7 @@ impl Sub<Time> for Time {
 impl fmt::Display for Time {
     /// Seconds with nanosecond precision, formatted with integers only (no float rounding).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:09}s",
-            self.0 / 1_000_000_000,
-            self.0 % 1_000_000_000
-        )
+        write!(f, "{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
     }
 }
 
@@ -109,9 +104,6 @@ mod tests {
     fn arithmetic_saturates() {
         assert_eq!(Time::MAX + Duration::from_secs(1), Time::MAX);
         assert_eq!(Time::from_secs(1) - Time::from_secs(2), Duration::ZERO);
-        assert_eq!(
-            Time::from_secs(3) - Time::from_secs(1),
-            Duration::from_secs(2)
-        );
+        assert_eq!(Time::from_secs(3) - Time::from_secs(1), Duration::from_secs(2));
     }
 }

@@ -69,10 +69,7 @@ impl RecordKind {
             RecordKind::Drop(reason) => format!("drop_{}", reason.as_str()),
             RecordKind::Fault(kind) => format!("fault_{kind}"),
             RecordKind::FaultSkipped(kind) => format!("fault_skipped_{kind}"),
-            other => serde_json::to_value(other)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            other => serde_json::to_value(other).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
         }
     }
 }
@@ -105,22 +102,14 @@ pub(crate) struct Trace {
 
 impl Trace {
     pub fn new() -> Trace {
-        Trace {
-            hasher: StableHasher::new(),
-            steps: 0,
-            records: None,
-            jsonl: None,
-            jsonl_error: None,
-        }
+        Trace { hasher: StableHasher::new(), steps: 0, records: None, jsonl: None, jsonl_error: None }
     }
 
     #[inline]
     pub fn fold(&mut self, record: &TraceRecord) {
         self.steps += 1;
         self.hasher.write_u64(record.time.as_nanos());
-        self.hasher.write_u64(
-            record.kind.code() | (u64::from(record.subject) << 8) ^ (u64::from(record.peer) << 36),
-        );
+        self.hasher.write_u64(record.kind.code() | (u64::from(record.subject) << 8) ^ (u64::from(record.peer) << 36));
         self.hasher.write_u64(record.detail);
         if let Some(records) = &mut self.records {
             records.push(*record);

@@ -2,9 +2,8 @@
 
 use kubedst_sim::testing::{completed_round_trips, pingpong_sim, PingMsg, PingPongHost, RetryPing};
 use kubedst_sim::{
-    check_determinism, draw_swarm, Component, ComponentId, Ctx, Fault, FaultKind, FaultSchedule,
-    Input, LinkConfig, MachineStatus, Ratio, RequestId, Sim, SimConfig, SwarmSpace, Time,
-    TimedFault, TraceDigest,
+    check_determinism, draw_swarm, Component, ComponentId, Ctx, Fault, FaultKind, FaultSchedule, Input, LinkConfig,
+    MachineStatus, Ratio, RequestId, Sim, SimConfig, SwarmSpace, Time, TimedFault, TraceDigest,
 };
 use std::any::Any;
 use std::cell::RefCell;
@@ -55,9 +54,8 @@ fn a_swarm_draw_is_a_pure_function_of_the_seed_and_prints_every_parameter() {
     assert!(text.starts_with("swarm seed=9 enabled=["), "{text}");
     assert!(text.contains("loss="), "{text}");
     // Across seeds the swarm enables different mixes of fault kinds.
-    let mixes: std::collections::BTreeSet<Vec<FaultKind>> = (0..50)
-        .map(|seed| draw_swarm(seed, &space).enabled)
-        .collect();
+    let mixes: std::collections::BTreeSet<Vec<FaultKind>> =
+        (0..50).map(|seed| draw_swarm(seed, &space).enabled).collect();
     assert!(mixes.len() > 20, "only {} different mixes", mixes.len());
 }
 
@@ -90,9 +88,7 @@ fn hash_order_run(seed: u64) -> u64 {
     let mut sim: Sim<PingMsg, RetryPing> = Sim::new(config);
     for i in 0..8 {
         let machine = sim.add_machine(&format!("m-{i}"));
-        sim.add_component(machine, &format!("host-{i}"), |_| {
-            Box::new(HashOrderHost { peers: 8 })
-        });
+        sim.add_component(machine, &format!("host-{i}"), |_| Box::new(HashOrderHost { peers: 8 }));
     }
     sim.run_until_quiescent().unwrap();
     sim.trace_hash()
@@ -103,10 +99,7 @@ fn canary_a_nondeterministic_component_is_caught() {
     // Eight peers in a std HashMap: the chance that two maps iterate alike is below 1/1000 per
     // map, and the check compares one run against the next.
     let caught = (0..3).any(|seed| check_determinism(seed, hash_order_run).is_err());
-    assert!(
-        caught,
-        "the determinism check did not notice hash-map ordering"
-    );
+    assert!(caught, "the determinism check did not notice hash-map ordering");
 }
 
 #[test]
@@ -142,33 +135,20 @@ fn a_run_over_budget_fails_loudly_with_what_was_pending() {
     config.max_events = 100;
     // Two hosts, a partition that never heals during the run: retries go on forever.
     let mut sim = pingpong_sim(config, 2, 10, Some(Duration::from_millis(5)));
-    let (a, b) = (
-        sim.machine_id("m-0").unwrap(),
-        sim.machine_id("m-1").unwrap(),
-    );
+    let (a, b) = (sim.machine_id("m-0").unwrap(), sim.machine_id("m-1").unwrap());
     sim.partition(&[a], &[b], false);
     let err = sim.run_until_quiescent().unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.starts_with("ran 100 events (the limit is 100)"),
-        "{text}"
-    );
+    assert!(text.starts_with("ran 100 events (the limit is 100)"), "{text}");
     assert!(text.contains("timer event(s) for host-0"), "{text}");
-    assert!(
-        text.contains("host-0: waiting for the pong of round 0 from component 1"),
-        "{text}"
-    );
+    assert!(text.contains("host-0: waiting for the pong of round 0 from component 1"), "{text}");
 
     let mut config = SimConfig::new(1);
     config.max_time = Time::from_secs(1);
     let mut sim = pingpong_sim(config, 2, 10, Some(Duration::from_millis(5)));
     sim.partition(&[a], &[b], false);
     let err = sim.run_until_quiescent().unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("ran until 1.000000000s (the limit is 1.000000000s)"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("ran until 1.000000000s (the limit is 1.000000000s)"), "{err}");
 }
 
 #[test]
@@ -183,31 +163,17 @@ fn a_crashed_machine_comes_back_with_only_what_it_persisted() {
     assert!(completed > 0 && pongs > 0);
     let machine = sim.machine_of(host);
     assert!(sim.crash(machine));
-    assert!(
-        !sim.crash(machine),
-        "crashing a machine that is down does nothing"
-    );
-    assert!(
-        sim.component::<PingPongHost>(host).is_none(),
-        "a crashed component is gone"
-    );
+    assert!(!sim.crash(machine), "crashing a machine that is down does nothing");
+    assert!(sim.component::<PingPongHost>(host).is_none(), "a crashed component is gone");
     sim.run_until(Time::from_millis(200)).unwrap();
     assert!(sim.restart(machine));
     let after = sim.component::<PingPongHost>(host).unwrap();
     assert_eq!(after.completed, completed, "the persisted count survived");
     assert_eq!(after.pongs_sent, 0, "volatile state was lost");
     sim.run_until(Time::from_millis(400)).unwrap();
-    assert!(
-        sim.component::<PingPongHost>(host).unwrap().completed > completed,
-        "it works again"
-    );
+    assert!(sim.component::<PingPongHost>(host).unwrap().completed > completed, "it works again");
     // Messages to the machine while it was down were dropped and counted as such.
-    let dropped: u64 = sim
-        .accounting()
-        .links
-        .values()
-        .map(|link| link.dropped_destination_down)
-        .sum();
+    let dropped: u64 = sim.accounting().links.values().map(|link| link.dropped_destination_down).sum();
     assert!(dropped > 0);
     // Losing a machine loses its disk too.
     assert!(sim.lose(machine));
@@ -264,40 +230,19 @@ fn clocks_skew_and_drift_per_machine() {
     let mut sim: Sim<u64, u64> = Sim::new(SimConfig::new(5));
     let fast = sim.add_machine("fast");
     let skewed = sim.add_machine("skewed");
-    let fast_reader = sim.add_component(fast, "fast-reader", |_| {
-        Box::new(ClockReader { readings: vec![] })
-    });
-    let skewed_reader = sim.add_component(skewed, "skewed-reader", |_| {
-        Box::new(ClockReader { readings: vec![] })
-    });
+    let fast_reader = sim.add_component(fast, "fast-reader", |_| Box::new(ClockReader { readings: vec![] }));
+    let skewed_reader = sim.add_component(skewed, "skewed-reader", |_| Box::new(ClockReader { readings: vec![] }));
     sim.set_clock_drift(fast, 100_000); // 10% fast: its 10 s timers fire every 9.09 s of true time.
     sim.run_until(Time::from_secs(25)).unwrap();
     sim.skew_clock(skewed, -5_000_000_000);
     sim.run_until(Time::from_secs(35)).unwrap();
     let fast_readings = &sim.component::<ClockReader>(fast_reader).unwrap().readings;
     // Its clock reads 10 s, 20 s, 30 s when its timers fire; true time is then 9.09, 18.18, 27.27 s.
-    assert_eq!(
-        fast_readings[..3],
-        [
-            Time::from_secs(10),
-            Time::from_secs(20),
-            Time::from_secs(30)
-        ]
-    );
+    assert_eq!(fast_readings[..3], [Time::from_secs(10), Time::from_secs(20), Time::from_secs(30)]);
     assert_eq!(sim.machine_clock(fast), Time::from_millis(38_500));
-    let skewed_readings = &sim
-        .component::<ClockReader>(skewed_reader)
-        .unwrap()
-        .readings;
+    let skewed_readings = &sim.component::<ClockReader>(skewed_reader).unwrap().readings;
     // A skew moves the wall clock but not the timers, which measure elapsed time.
-    assert_eq!(
-        skewed_readings[..],
-        [
-            Time::from_secs(10),
-            Time::from_secs(20),
-            Time::from_secs(25)
-        ]
-    );
+    assert_eq!(skewed_readings[..], [Time::from_secs(10), Time::from_secs(20), Time::from_secs(25)]);
 }
 
 #[derive(Default)]
@@ -341,30 +286,15 @@ fn a_timed_out_request_may_still_have_taken_effect() {
     let mut sim: Sim<u64, u64> = Sim::new(config);
     let (a, b) = (sim.add_machine("a"), sim.add_machine("b"));
     let server = sim.add_component(b, "server", |_| Box::<Server>::default());
-    let client = sim.add_component(a, "client", move |_| {
-        Box::new(Client {
-            server: Some(server),
-            ..Client::default()
-        })
-    });
+    let client =
+        sim.add_component(a, "client", move |_| Box::new(Client { server: Some(server), ..Client::default() }));
     sim.run_until_quiescent().unwrap();
     let client_state = sim.component::<Client>(client).unwrap();
     assert_eq!(client_state.answers, Vec::<u64>::new());
-    assert_eq!(
-        client_state.timed_out.len(),
-        1,
-        "the caller only learns that it timed out"
-    );
-    assert_eq!(
-        sim.component::<Server>(server).unwrap().applied,
-        5,
-        "the write took effect nevertheless"
-    );
+    assert_eq!(client_state.timed_out.len(), 1, "the caller only learns that it timed out");
+    assert_eq!(sim.component::<Server>(server).unwrap().applied, 5, "the write took effect nevertheless");
     let accounting = sim.accounting();
-    assert_eq!(
-        (accounting.requests_timed_out, accounting.late_responses),
-        (1, 1)
-    );
+    assert_eq!((accounting.requests_timed_out, accounting.late_responses), (1, 1));
 }
 
 /// Takes a buggify path whenever the site fires.
@@ -394,10 +324,7 @@ fn buggify_fires_only_when_enabled_and_only_at_active_sites() {
         let machine = sim.add_machine("m");
         let id = sim.add_component(machine, "buggy", |_| Box::new(Buggy { fired: 0 }));
         sim.run_until(Time::from_secs(1)).unwrap();
-        (
-            sim.component::<Buggy>(id).unwrap().fired,
-            sim.accounting().buggify_fired,
-        )
+        (sim.component::<Buggy>(id).unwrap().fired, sim.accounting().buggify_fired)
     };
     for seed in 0..10 {
         assert_eq!(run(seed, false).0, 0);
@@ -407,10 +334,7 @@ fn buggify_fires_only_when_enabled_and_only_at_active_sites() {
     assert!(active_counts.iter().all(|&n| n < 4) || active_counts.iter().any(|&n| n < 4));
     // About one site in four is active per run: over 40 runs of 4 sites, far fewer than 160.
     let total: usize = active_counts.iter().sum();
-    assert!(
-        (10..80).contains(&total),
-        "{total} active sites over 40 runs"
-    );
+    assert!((10..80).contains(&total), "{total} active sites over 40 runs");
 }
 
 #[test]
@@ -418,10 +342,7 @@ fn fault_schedules_round_trip_through_json_and_name_bad_machines() {
     let schedule = FaultSchedule::new(vec![
         TimedFault {
             at: Duration::from_secs(1),
-            fault: Fault::Crash {
-                machine: "m-0".into(),
-                restart_after: Some(Duration::from_millis(500)),
-            },
+            fault: Fault::Crash { machine: "m-0".into(), restart_after: Some(Duration::from_millis(500)) },
         },
         TimedFault {
             at: Duration::from_millis(1500),
@@ -438,21 +359,16 @@ fn fault_schedules_round_trip_through_json_and_name_bad_machines() {
         text,
         r#"{"faults":[{"at":"1s","fault":{"kind":"crash","machine":"m-0","restart_after":"500ms"}},{"at":"1500ms","fault":{"kind":"partition","side_a":["m-0"],"side_b":["m-1"],"one_way":true,"duration":"2s"}}]}"#
     );
-    assert_eq!(
-        serde_json::from_str::<FaultSchedule>(&text).unwrap(),
-        schedule
-    );
+    assert_eq!(serde_json::from_str::<FaultSchedule>(&text).unwrap(), schedule);
     assert_eq!(schedule.end(), Duration::from_millis(3500));
 
     let mut sim = pingpong_sim(SimConfig::new(1), 2, 1, None);
-    let bad = FaultSchedule::new(vec![TimedFault {
-        at: Duration::ZERO,
-        fault: Fault::Lose {
-            machine: "m-9".into(),
-        },
-    }]);
+    let bad = FaultSchedule::new(vec![TimedFault { at: Duration::ZERO, fault: Fault::Lose { machine: "m-9".into() } }]);
     let err = sim.install_faults(&bad).unwrap_err();
-    assert_eq!(err.to_string(), "fault 0 (lose m-9) names machine \"m-9\", which is not in the cluster (machines: m-0, m-1)");
+    assert_eq!(
+        err.to_string(),
+        "fault 0 (lose m-9) names machine \"m-9\", which is not in the cluster (machines: m-0, m-1)"
+    );
     let mut degraded = LinkConfig::default();
     degraded.loss = Ratio { num: 3, den: 2 };
     let bad = FaultSchedule::new(vec![TimedFault {
@@ -464,11 +380,7 @@ fn fault_schedules_round_trip_through_json_and_name_bad_machines() {
             duration: Duration::from_secs(1),
         },
     }]);
-    assert!(sim
-        .install_faults(&bad)
-        .unwrap_err()
-        .to_string()
-        .contains("loss = 3/2 is not a probability"));
+    assert!(sim.install_faults(&bad).unwrap_err().to_string().contains("loss = 3/2 is not a probability"));
 }
 
 #[test]
@@ -479,45 +391,26 @@ fn scheduled_faults_fire_heal_and_are_accounted() {
     let schedule = FaultSchedule::new(vec![
         TimedFault {
             at: Duration::from_millis(100),
-            fault: Fault::Crash {
-                machine: "m-0".into(),
-                restart_after: Some(Duration::from_millis(100)),
-            },
+            fault: Fault::Crash { machine: "m-0".into(), restart_after: Some(Duration::from_millis(100)) },
         },
         TimedFault {
             at: Duration::from_millis(150),
-            fault: Fault::Crash {
-                machine: "m-0".into(),
-                restart_after: None,
-            },
+            fault: Fault::Crash { machine: "m-0".into(), restart_after: None },
         },
         TimedFault {
             at: Duration::from_millis(300),
-            fault: Fault::Isolate {
-                machine: "m-1".into(),
-                duration: Duration::from_millis(100),
-            },
+            fault: Fault::Isolate { machine: "m-1".into(), duration: Duration::from_millis(100) },
         },
         TimedFault {
             at: Duration::from_millis(500),
-            fault: Fault::Crash {
-                machine: "m-2".into(),
-                restart_after: None,
-            },
+            fault: Fault::Crash { machine: "m-2".into(), restart_after: None },
         },
     ]);
     sim.install_faults(&schedule).unwrap();
     sim.run_until(Time::from_millis(250)).unwrap();
-    assert_eq!(
-        sim.machine_status(sim.machine_id("m-0").unwrap()),
-        MachineStatus::Up,
-        "restarted by itself"
-    );
+    assert_eq!(sim.machine_status(sim.machine_id("m-0").unwrap()), MachineStatus::Up, "restarted by itself");
     sim.run_until(Time::from_millis(350)).unwrap();
-    let (m0, m1) = (
-        sim.machine_id("m-0").unwrap(),
-        sim.machine_id("m-1").unwrap(),
-    );
+    let (m0, m1) = (sim.machine_id("m-0").unwrap(), sim.machine_id("m-1").unwrap());
     assert!(sim.is_blocked(m0, m1) && sim.is_blocked(m1, m0));
     sim.run_until(Time::from_millis(450)).unwrap();
     assert!(!sim.is_blocked(m0, m1), "the isolation healed");
@@ -530,16 +423,9 @@ fn scheduled_faults_fire_heal_and_are_accounted() {
     );
     let accounting = sim.accounting();
     assert_eq!(accounting.fired(FaultKind::Crash), 2);
-    assert_eq!(
-        accounting.faults_skipped.get(&FaultKind::Crash),
-        Some(&1),
-        "crashing m-0 while down struck nothing"
-    );
+    assert_eq!(accounting.faults_skipped.get(&FaultKind::Crash), Some(&1), "crashing m-0 while down struck nothing");
     assert_eq!(accounting.fired(FaultKind::Isolate), 1);
-    assert!(accounting
-        .links
-        .values()
-        .any(|link| link.dropped_partition > 0));
+    assert!(accounting.links.values().any(|link| link.dropped_partition > 0));
 }
 
 #[test]
@@ -565,10 +451,7 @@ fn components_are_rebuilt_by_their_factory_from_a_typed_durable_value() {
     let mut sim: Sim<u64, u64> = Sim::new(SimConfig::new(1));
     let machine = sim.add_machine("disk");
     let id = sim.add_component(machine, "durable", |durable| {
-        let writes = durable
-            .and_then(|d| d.downcast::<Vec<u64>>().ok())
-            .map(|b| *b)
-            .unwrap_or_default();
+        let writes = durable.and_then(|d| d.downcast::<Vec<u64>>().ok()).map(|b| *b).unwrap_or_default();
         Box::new(Durable { writes })
     });
     for _ in 0..3 {
@@ -577,8 +460,5 @@ fn components_are_rebuilt_by_their_factory_from_a_typed_durable_value() {
         sim.restart(machine);
     }
     sim.run_until(sim.now() + Duration::from_millis(1)).unwrap();
-    assert_eq!(
-        sim.component::<Durable>(id).unwrap().writes,
-        vec![0, 1, 2, 3]
-    );
+    assert_eq!(sim.component::<Durable>(id).unwrap().writes, vec![0, 1, 2, 3]);
 }

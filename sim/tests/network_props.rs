@@ -2,8 +2,7 @@
 
 use kubedst_sim::testing::{pingpong_sim, PingMsg, PingPongHost, RetryPing};
 use kubedst_sim::{
-    ComponentId, Fault, FaultSchedule, LatencyModel, LinkConfig, Ratio, RecordKind, Sim, SimConfig,
-    TimedFault,
+    ComponentId, Fault, FaultSchedule, LatencyModel, LinkConfig, Ratio, RecordKind, Sim, SimConfig, TimedFault,
 };
 use proptest::prelude::*;
 use std::time::Duration;
@@ -15,39 +14,20 @@ fn ratio(max_per_mille: u32) -> impl Strategy<Value = Ratio> {
 }
 
 fn link_strategy() -> impl Strategy<Value = LinkConfig> {
-    (
-        0u64..5_000,
-        0u64..5_000,
-        ratio(300),
-        0u64..200_000,
-        ratio(300),
-        ratio(300),
-        ratio(500),
-        0u64..50_000,
-    )
-        .prop_map(
-            |(
-                floor_us,
-                jitter_us,
+    (0u64..5_000, 0u64..5_000, ratio(300), 0u64..200_000, ratio(300), ratio(300), ratio(500), 0u64..50_000).prop_map(
+        |(floor_us, jitter_us, tail_chance, tail_max_us, loss, duplicate, reorder, window_us)| LinkConfig {
+            latency: LatencyModel {
+                floor: Duration::from_micros(floor_us),
+                jitter: Duration::from_micros(jitter_us),
                 tail_chance,
-                tail_max_us,
-                loss,
-                duplicate,
-                reorder,
-                window_us,
-            )| LinkConfig {
-                latency: LatencyModel {
-                    floor: Duration::from_micros(floor_us),
-                    jitter: Duration::from_micros(jitter_us),
-                    tail_chance,
-                    tail_max: Duration::from_micros(tail_max_us),
-                },
-                loss,
-                duplicate,
-                reorder,
-                reorder_window: Duration::from_micros(window_us),
+                tail_max: Duration::from_micros(tail_max_us),
             },
-        )
+            loss,
+            duplicate,
+            reorder,
+            reorder_window: Duration::from_micros(window_us),
+        },
+    )
 }
 
 fn machine() -> impl Strategy<Value = String> {
@@ -56,46 +36,23 @@ fn machine() -> impl Strategy<Value = String> {
 
 fn fault_strategy() -> impl Strategy<Value = TimedFault> {
     let fault = prop_oneof![
-        (machine(), proptest::option::of(1u64..3_000)).prop_map(|(machine, after)| Fault::Crash {
-            machine,
-            restart_after: after.map(Duration::from_millis)
-        }),
+        (machine(), proptest::option::of(1u64..3_000))
+            .prop_map(|(machine, after)| Fault::Crash { machine, restart_after: after.map(Duration::from_millis) }),
         machine().prop_map(|machine| Fault::Restart { machine }),
-        (machine(), 1u64..3_000).prop_map(|(machine, ms)| Fault::Pause {
-            machine,
-            duration: Duration::from_millis(ms)
-        }),
-        (machine(), 1u64..3_000).prop_map(|(machine, ms)| Fault::Isolate {
-            machine,
-            duration: Duration::from_millis(ms)
-        }),
+        (machine(), 1u64..3_000)
+            .prop_map(|(machine, ms)| Fault::Pause { machine, duration: Duration::from_millis(ms) }),
+        (machine(), 1u64..3_000)
+            .prop_map(|(machine, ms)| Fault::Isolate { machine, duration: Duration::from_millis(ms) }),
         (machine(), machine(), any::<bool>(), 1u64..3_000).prop_map(|(a, b, one_way, ms)| {
-            Fault::Partition {
-                side_a: vec![a],
-                side_b: vec![b],
-                one_way,
-                duration: Duration::from_millis(ms),
-            }
+            Fault::Partition { side_a: vec![a], side_b: vec![b], one_way, duration: Duration::from_millis(ms) }
         }),
         (machine(), machine(), link_strategy(), 1u64..3_000).prop_map(|(from, to, link, ms)| {
-            Fault::DegradeLink {
-                from,
-                to,
-                link,
-                duration: Duration::from_millis(ms),
-            }
+            Fault::DegradeLink { from, to, link, duration: Duration::from_millis(ms) }
         }),
-        (machine(), -5_000i64..5_000).prop_map(|(machine, ms)| Fault::ClockSkew {
-            machine,
-            offset_ns: ms * 1_000_000
-        }),
-        (machine(), -500_000i32..500_000)
-            .prop_map(|(machine, drift_ppm)| Fault::ClockDrift { machine, drift_ppm }),
+        (machine(), -5_000i64..5_000).prop_map(|(machine, ms)| Fault::ClockSkew { machine, offset_ns: ms * 1_000_000 }),
+        (machine(), -500_000i32..500_000).prop_map(|(machine, drift_ppm)| Fault::ClockDrift { machine, drift_ppm }),
     ];
-    (0u64..5_000, fault).prop_map(|(at_ms, fault)| TimedFault {
-        at: Duration::from_millis(at_ms),
-        fault,
-    })
+    (0u64..5_000, fault).prop_map(|(at_ms, fault)| TimedFault { at: Duration::from_millis(at_ms), fault })
 }
 
 fn build(seed: u64, link: LinkConfig, schedule: &FaultSchedule) -> Sim<PingMsg, RetryPing> {
@@ -103,19 +60,13 @@ fn build(seed: u64, link: LinkConfig, schedule: &FaultSchedule) -> Sim<PingMsg, 
     config.link = link;
     let mut sim = pingpong_sim(config, HOSTS, 50, Some(Duration::from_millis(20)));
     sim.keep_trace_records();
-    sim.install_faults(schedule)
-        .expect("the schedule names existing machines");
+    sim.install_faults(schedule).expect("the schedule names existing machines");
     sim
 }
 
 fn host_sends(sim: &Sim<PingMsg, RetryPing>) -> u64 {
     // Crashed hosts are gone from the ground truth, so this is only called with all hosts up.
-    (0..HOSTS)
-        .map(|i| {
-            sim.component::<PingPongHost>(ComponentId(i))
-                .map_or(0, |h| h.pings_sent + h.pongs_sent)
-        })
-        .sum()
+    (0..HOSTS).map(|i| sim.component::<PingPongHost>(ComponentId(i)).map_or(0, |h| h.pings_sent + h.pongs_sent)).sum()
 }
 
 /// The machine of a host component: the builder puts host `i` on machine `i`.

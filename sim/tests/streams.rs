@@ -1,8 +1,8 @@
 //! FIFO streams: in order, without gaps, and a break that both ends see.
 
 use kubedst_sim::{
-    Component, ComponentId, Ctx, Fault, FaultSchedule, Input, LatencyModel, LinkConfig, Ratio, Sim,
-    SimConfig, StreamId, TimedFault, TraceDigest,
+    Component, ComponentId, Ctx, Fault, FaultSchedule, Input, LatencyModel, LinkConfig, Ratio, Sim, SimConfig,
+    StreamId, TimedFault, TraceDigest,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -114,12 +114,7 @@ fn build(seed: u64, schedule: &FaultSchedule) -> Sim<Seq, Tick> {
     let mut sim = Sim::new(config);
     let client = sim.add_machine("client");
     let server = sim.add_machine("server");
-    sim.add_component(client, "producer", |_| {
-        Box::new(Producer {
-            server: 1,
-            ..Producer::default()
-        })
-    });
+    sim.add_component(client, "producer", |_| Box::new(Producer { server: 1, ..Producer::default() }));
     sim.add_component(server, "consumer", |_| Box::new(Consumer::default()));
     sim.install_faults(schedule).unwrap();
     sim
@@ -128,29 +123,19 @@ fn build(seed: u64, schedule: &FaultSchedule) -> Sim<Seq, Tick> {
 fn fault() -> impl Strategy<Value = TimedFault> {
     let side = prop_oneof![Just("client".to_string()), Just("server".to_string())];
     let fault = prop_oneof![
-        (side.clone(), 1u64..500).prop_map(|(machine, ms)| Fault::Isolate {
-            machine,
-            duration: Duration::from_millis(ms)
-        }),
+        (side.clone(), 1u64..500)
+            .prop_map(|(machine, ms)| Fault::Isolate { machine, duration: Duration::from_millis(ms) }),
         any::<bool>().prop_map(|one_way| Fault::Partition {
             side_a: vec!["client".into()],
             side_b: vec!["server".into()],
             one_way,
             duration: Duration::from_millis(200)
         }),
-        (1u64..500).prop_map(|ms| Fault::Crash {
-            machine: "server".into(),
-            restart_after: Some(Duration::from_millis(ms))
-        }),
-        (1u64..300).prop_map(|ms| Fault::Pause {
-            machine: "server".into(),
-            duration: Duration::from_millis(ms)
-        }),
+        (1u64..500)
+            .prop_map(|ms| Fault::Crash { machine: "server".into(), restart_after: Some(Duration::from_millis(ms)) }),
+        (1u64..300).prop_map(|ms| Fault::Pause { machine: "server".into(), duration: Duration::from_millis(ms) }),
     ];
-    (0u64..2_000, fault).prop_map(|(at, fault)| TimedFault {
-        at: Duration::from_millis(at),
-        fault,
-    })
+    (0u64..2_000, fault).prop_map(|(at, fault)| TimedFault { at: Duration::from_millis(at), fault })
 }
 
 proptest! {
@@ -209,26 +194,12 @@ fn a_partition_breaks_the_stream_visibly_to_both_ends() {
     let consumer = sim.component::<Consumer>(ComponentId(1)).unwrap();
     // The producer retries every millisecond; each stream opened during the partition breaks at once.
     let (first, last) = (producer.opened[0], *producer.opened.last().unwrap());
-    assert!(
-        producer.opened.len() > 2,
-        "reopened {} times",
-        producer.opened.len()
-    );
+    assert!(producer.opened.len() > 2, "reopened {} times", producer.opened.len());
     assert_eq!(producer.breaks_seen.len(), producer.opened.len() - 1);
     assert_eq!(producer.stream, Some(last), "the last stream is still open");
-    assert_eq!(
-        consumer.breaks_seen,
-        vec![first],
-        "the consumer saw only the stream that had reached it break"
-    );
+    assert_eq!(consumer.breaks_seen, vec![first], "the consumer saw only the stream that had reached it break");
     assert!(consumer.received[&first].len() > 10);
-    assert!(
-        consumer.received[&last].len() > 10,
-        "the new stream works after the heal"
-    );
-    assert_eq!(
-        sim.accounting().streams_broken,
-        producer.opened.len() as u64 - 1
-    );
+    assert!(consumer.received[&last].len() > 10, "the new stream works after the heal");
+    assert_eq!(sim.accounting().streams_broken, producer.opened.len() as u64 - 1);
     assert_eq!(sim.accounting().fired(kubedst_sim::FaultKind::Partition), 1);
 }

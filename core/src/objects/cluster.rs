@@ -187,11 +187,7 @@ impl Lease {
             ));
         }
         if let Some(transitions) = self.spec.lease_transitions {
-            validate_non_negative(
-                i64::from(transitions),
-                &spec_path.key("leaseTransitions"),
-                errors,
-            );
+            validate_non_negative(i64::from(transitions), &spec_path.key("leaseTransitions"), errors);
         }
     }
 }
@@ -231,17 +227,11 @@ pub struct Secret {
 }
 
 /// Reports ConfigMap and Secret keys that are not valid file names (`[-._a-zA-Z0-9]+`).
-fn validate_data_keys<'a>(
-    keys: impl Iterator<Item = &'a String>,
-    path: &FieldPath,
-    errors: &mut Vec<ValidationError>,
-) {
+fn validate_data_keys<'a>(keys: impl Iterator<Item = &'a String>, path: &FieldPath, errors: &mut Vec<ValidationError>) {
     for key in keys {
         let valid = !key.is_empty()
             && key.len() <= 253
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
             && key != "."
             && key != "..";
         if !valid {
@@ -272,10 +262,6 @@ impl Secret {
     /// Validates data keys.
     pub fn validate(&self, errors: &mut Vec<ValidationError>) {
         validate_data_keys(self.data.keys(), &FieldPath::root().key("data"), errors);
-        validate_data_keys(
-            self.string_data.keys(),
-            &FieldPath::root().key("stringData"),
-            errors,
-        );
+        validate_data_keys(self.string_data.keys(), &FieldPath::root().key("stringData"), errors);
     }
 }

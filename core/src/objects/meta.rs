@@ -63,9 +63,7 @@ pub struct ObjectMeta {
 impl ObjectMeta {
     /// The reference that a controlling owner (a Deployment, a ReplicaSet, a Job) sets on what it creates.
     pub fn controller_ref(&self) -> Option<&OwnerReference> {
-        self.owner_references
-            .iter()
-            .find(|owner| owner.controller == Some(true))
+        self.owner_references.iter().find(|owner| owner.controller == Some(true))
     }
 
     /// Whether the object is being deleted (graceful deletion or pending finalizers).
@@ -95,9 +93,7 @@ pub struct OwnerReference {
 }
 
 /// `True`, `False` or `Unknown`, as every Kubernetes condition's `status`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum ConditionStatus {
     /// The condition holds.
     True,
@@ -144,13 +140,8 @@ impl Condition {
 }
 
 /// Finds a condition by type in a status's condition list.
-pub fn find_condition<'a>(
-    conditions: &'a [Condition],
-    condition_type: &str,
-) -> Option<&'a Condition> {
-    conditions
-        .iter()
-        .find(|condition| condition.condition_type == condition_type)
+pub fn find_condition<'a>(conditions: &'a [Condition], condition_type: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|condition| condition.condition_type == condition_type)
 }
 
 /// An integer or a string, as Kubernetes' `intstr.IntOrString`: `maxSurge: 1` or `maxSurge: "25%"`,
@@ -180,13 +171,11 @@ impl IntOrString {
         match self {
             IntOrString::Int(value) => Ok(IntOrPercent::Int(*value)),
             IntOrString::String(text) => {
-                let digits = text.strip_suffix('%').ok_or_else(|| {
-                    format!("{text:?} must be an integer or a percentage such as \"25%\"")
-                })?;
+                let digits = text
+                    .strip_suffix('%')
+                    .ok_or_else(|| format!("{text:?} must be an integer or a percentage such as \"25%\""))?;
                 if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(format!(
-                        "{text:?} must be an integer or a percentage such as \"25%\""
-                    ));
+                    return Err(format!("{text:?} must be an integer or a percentage such as \"25%\""));
                 }
                 digits
                     .parse::<i32>()
@@ -225,19 +214,15 @@ impl Visitor<'_> for IntOrStringVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<IntOrString, E> {
-        i32::try_from(value).map(IntOrString::Int).map_err(|_| {
-            E::custom(format!(
-                "integer {value} out of range for a 32-bit IntOrString"
-            ))
-        })
+        i32::try_from(value)
+            .map(IntOrString::Int)
+            .map_err(|_| E::custom(format!("integer {value} out of range for a 32-bit IntOrString")))
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<IntOrString, E> {
-        i32::try_from(value).map(IntOrString::Int).map_err(|_| {
-            E::custom(format!(
-                "integer {value} out of range for a 32-bit IntOrString"
-            ))
-        })
+        i32::try_from(value)
+            .map(IntOrString::Int)
+            .map_err(|_| E::custom(format!("integer {value} out of range for a 32-bit IntOrString")))
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<IntOrString, E> {
@@ -257,23 +242,11 @@ mod tests {
 
     #[test]
     fn int_or_string_reads_counts_and_percentages() {
-        assert_eq!(
-            IntOrString::Int(3).int_or_percent(),
-            Ok(IntOrPercent::Int(3))
-        );
-        assert_eq!(
-            IntOrString::String("25%".into()).int_or_percent(),
-            Ok(IntOrPercent::Percent(25))
-        );
-        assert_eq!(
-            IntOrString::String("0%".into()).int_or_percent(),
-            Ok(IntOrPercent::Percent(0))
-        );
+        assert_eq!(IntOrString::Int(3).int_or_percent(), Ok(IntOrPercent::Int(3)));
+        assert_eq!(IntOrString::String("25%".into()).int_or_percent(), Ok(IntOrPercent::Percent(25)));
+        assert_eq!(IntOrString::String("0%".into()).int_or_percent(), Ok(IntOrPercent::Percent(0)));
         for bad in ["25", "%", "-5%", "2.5%", "abc", "99999999999%"] {
-            assert!(
-                IntOrString::String(bad.into()).int_or_percent().is_err(),
-                "{bad:?} should be rejected"
-            );
+            assert!(IntOrString::String(bad.into()).int_or_percent().is_err(), "{bad:?} should be rejected");
         }
     }
 
@@ -281,21 +254,11 @@ mod tests {
     fn controller_ref_is_the_owner_marked_controller() {
         let meta = ObjectMeta {
             owner_references: vec![
-                OwnerReference {
-                    name: "other".into(),
-                    ..OwnerReference::default()
-                },
-                OwnerReference {
-                    name: "web-5d4f".into(),
-                    controller: Some(true),
-                    ..OwnerReference::default()
-                },
+                OwnerReference { name: "other".into(), ..OwnerReference::default() },
+                OwnerReference { name: "web-5d4f".into(), controller: Some(true), ..OwnerReference::default() },
             ],
             ..ObjectMeta::default()
         };
-        assert_eq!(
-            meta.controller_ref().map(|o| o.name.as_str()),
-            Some("web-5d4f")
-        );
+        assert_eq!(meta.controller_ref().map(|o| o.name.as_str()), Some("web-5d4f"));
     }
 }

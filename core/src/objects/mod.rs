@@ -24,9 +24,7 @@ pub mod validation;
 pub mod workloads;
 
 pub use cluster::{ConfigMap, Lease, Namespace, Node, Secret};
-pub use meta::{
-    Condition, ConditionStatus, IntOrPercent, IntOrString, ObjectMeta, OwnerReference, StringMap,
-};
+pub use meta::{Condition, ConditionStatus, IntOrPercent, IntOrString, ObjectMeta, OwnerReference, StringMap};
 pub use networking::{EndpointSlice, Service};
 pub use pod::{Pod, PodSpec, PodTemplateSpec};
 pub use policy::{HorizontalPodAutoscaler, PodDisruptionBudget};
@@ -163,11 +161,7 @@ impl Kind {
 
     /// Every supported kind as `apiVersion/Kind`, for error messages.
     pub fn supported_list() -> String {
-        Kind::ALL
-            .iter()
-            .map(|kind| format!("{} {}", kind.api_version(), kind.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        Kind::ALL.iter().map(|kind| format!("{} {}", kind.api_version(), kind.as_str())).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -208,10 +202,7 @@ impl Object {
         let name_path = meta_path.key("name");
         if meta.name.is_empty() {
             if meta.generate_name.as_deref().is_none_or(str::is_empty) {
-                errors.push(ValidationError::required(
-                    &name_path,
-                    "name or generateName is required",
-                ));
+                errors.push(ValidationError::required(&name_path, "name or generateName is required"));
             }
         } else {
             let (valid, rule) = match self.kind().name_rule() {
@@ -225,10 +216,7 @@ impl Object {
                 ),
             };
             if !valid {
-                errors.push(ValidationError::invalid(
-                    &name_path,
-                    format!("{:?}: {rule}", meta.name),
-                ));
+                errors.push(ValidationError::invalid(&name_path, format!("{:?}: {rule}", meta.name)));
             }
         }
         if let Some(namespace) = &meta.namespace {

@@ -19,9 +19,7 @@ pub struct Service {
 }
 
 /// How a Service is exposed.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum ServiceType {
     /// A cluster-internal virtual IP (the default).
     #[default]
@@ -117,10 +115,7 @@ impl Service {
         let ports_path = FieldPath::root().key("spec").key("ports");
         let headless = self.spec.cluster_ip.as_deref() == Some("None");
         if self.spec.ports.is_empty() && !headless {
-            errors.push(ValidationError::required(
-                &ports_path,
-                "a Service needs at least one port",
-            ));
+            errors.push(ValidationError::required(&ports_path, "a Service needs at least one port"));
         }
         let mut names = BTreeSet::new();
         let several = self.spec.ports.len() > 1;
@@ -134,10 +129,7 @@ impl Service {
                 )),
                 None => {}
                 Some(name) if !names.insert(name.as_str()) => {
-                    errors.push(ValidationError::duplicate(
-                        &port_path.key("name"),
-                        format!("{name:?}"),
-                    ));
+                    errors.push(ValidationError::duplicate(&port_path.key("name"), format!("{name:?}")));
                 }
                 Some(_) => {}
             }
@@ -179,9 +171,7 @@ pub struct EndpointSlice {
 }
 
 /// The address family of an EndpointSlice.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum AddressType {
     /// IPv4 addresses.
     #[default]
@@ -274,21 +264,14 @@ impl EndpointSlice {
         for (index, endpoint) in self.endpoints.iter().enumerate() {
             if !(1..=100).contains(&endpoint.addresses.len()) {
                 errors.push(ValidationError::invalid(
-                    &FieldPath::root()
-                        .key("endpoints")
-                        .index(index)
-                        .key("addresses"),
+                    &FieldPath::root().key("endpoints").index(index).key("addresses"),
                     "must have between 1 and 100 addresses",
                 ));
             }
         }
         for (index, port) in self.ports.iter().enumerate() {
             if let Some(number) = port.port {
-                validate_port_number(
-                    number,
-                    &FieldPath::root().key("ports").index(index).key("port"),
-                    errors,
-                );
+                validate_port_number(number, &FieldPath::root().key("ports").index(index).key("port"), errors);
             }
         }
     }

@@ -3,8 +3,7 @@
 use super::meta::{Condition, IntOrString, ObjectMeta, StringMap};
 use super::quantity::{Bytes, Millicores};
 use super::validation::{
-    is_iana_service_name, validate_labels, validate_non_negative, validate_port_number, FieldPath,
-    ValidationError,
+    is_iana_service_name, validate_labels, validate_non_negative, validate_port_number, FieldPath, ValidationError,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -32,9 +31,7 @@ pub struct PodTemplateSpec {
 }
 
 /// When the kubelet restarts a pod's containers.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum RestartPolicy {
     /// Always restart (the default; the only value a Deployment or ReplicaSet accepts).
     #[default]
@@ -119,9 +116,7 @@ pub struct ContainerPort {
 }
 
 /// The transport protocol of a port.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum Protocol {
     /// TCP, the default.
     #[default]
@@ -210,9 +205,7 @@ impl Probe {
     pub fn handler_kind(&self) -> Option<ProbeHandlerKind> {
         let kinds: Vec<ProbeHandlerKind> = [
             self.http_get.as_ref().map(|_| ProbeHandlerKind::HttpGet),
-            self.tcp_socket
-                .as_ref()
-                .map(|_| ProbeHandlerKind::TcpSocket),
+            self.tcp_socket.as_ref().map(|_| ProbeHandlerKind::TcpSocket),
             self.exec.as_ref().map(|_| ProbeHandlerKind::Exec),
             self.grpc.as_ref().map(|_| ProbeHandlerKind::Grpc),
         ]
@@ -247,10 +240,7 @@ impl Probe {
                 "must specify a handler type (httpGet, tcpSocket, exec or grpc)",
             )),
             1 => {}
-            _ => errors.push(ValidationError::forbidden(
-                path,
-                "may not specify more than one handler type",
-            )),
+            _ => errors.push(ValidationError::forbidden(path, "may not specify more than one handler type")),
         }
         if let Some(http_get) = &self.http_get {
             validate_probe_port(&http_get.port, &path.key("httpGet").key("port"), errors);
@@ -279,10 +269,7 @@ impl Probe {
             }
         }
         if is_liveness && self.success_threshold.is_some_and(|v| v != 1) {
-            errors.push(ValidationError::invalid(
-                &path.key("successThreshold"),
-                "must be 1 for a liveness probe",
-            ));
+            errors.push(ValidationError::invalid(&path.key("successThreshold"), "must be 1 for a liveness probe"));
         }
     }
 }
@@ -290,12 +277,8 @@ impl Probe {
 fn validate_probe_port(port: &IntOrString, path: &FieldPath, errors: &mut Vec<ValidationError>) {
     match port {
         IntOrString::Int(number) => validate_port_number(*number, path, errors),
-        IntOrString::String(name) if !is_iana_service_name(name) => {
-            errors.push(ValidationError::invalid(
-                path,
-                format!("{name:?}: must be a port number or an IANA service name"),
-            ))
-        }
+        IntOrString::String(name) if !is_iana_service_name(name) => errors
+            .push(ValidationError::invalid(path, format!("{name:?}: must be a port number or an IANA service name"))),
         IntOrString::String(_) => {}
     }
 }
@@ -452,9 +435,7 @@ pub struct VolumeMount {
 }
 
 /// How a toleration's key and value match a taint.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum TolerationOperator {
     /// Key and value must be equal (the default).
     #[default]
@@ -496,9 +477,7 @@ pub struct Toleration {
 }
 
 /// The lifecycle phase of a pod.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum PodPhase {
     /// Accepted, not all containers running yet.
     #[default]
@@ -615,13 +594,7 @@ impl PodSpec {
         self.restart_policy.get_or_insert(RestartPolicy::Always);
         self.termination_grace_period_seconds.get_or_insert(30);
         for container in &mut self.containers {
-            for probe in [
-                &mut container.readiness_probe,
-                &mut container.liveness_probe,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for probe in [&mut container.readiness_probe, &mut container.liveness_probe].into_iter().flatten() {
                 probe.apply_defaults();
             }
             for port in &mut container.ports {
@@ -635,36 +608,27 @@ impl PodSpec {
     pub fn validate(&self, path: &FieldPath, errors: &mut Vec<ValidationError>) {
         let containers_path = path.key("containers");
         if self.containers.is_empty() {
-            errors.push(ValidationError::required(
-                &containers_path,
-                "a pod needs at least one container",
-            ));
+            errors.push(ValidationError::required(&containers_path, "a pod needs at least one container"));
         }
         let mut container_names = BTreeSet::new();
         for (index, container) in self.containers.iter().enumerate() {
             let container_path = containers_path.index(index);
             let name_path = container_path.key("name");
             if container.name.is_empty() {
-                errors.push(ValidationError::required(
-                    &name_path,
-                    "a container needs a name",
-                ));
+                errors.push(ValidationError::required(&name_path, "a container needs a name"));
             } else if !super::validation::is_dns1123_label(&container.name) {
                 errors.push(ValidationError::invalid(
                     &name_path,
-                    format!("{:?}: a container name must be a DNS-1123 label (lowercase alphanumerics and '-', at most 63)", container.name),
+                    format!(
+                        "{:?}: a container name must be a DNS-1123 label (lowercase alphanumerics and '-', at most 63)",
+                        container.name
+                    ),
                 ));
             } else if !container_names.insert(container.name.as_str()) {
-                errors.push(ValidationError::duplicate(
-                    &name_path,
-                    format!("{:?}", container.name),
-                ));
+                errors.push(ValidationError::duplicate(&name_path, format!("{:?}", container.name)));
             }
             if container.image.trim().is_empty() {
-                errors.push(ValidationError::required(
-                    &container_path.key("image"),
-                    "a container needs an image",
-                ));
+                errors.push(ValidationError::required(&container_path.key("image"), "a container needs an image"));
             }
             let mut port_names = BTreeSet::new();
             for (port_index, port) in container.ports.iter().enumerate() {
@@ -677,10 +641,7 @@ impl PodSpec {
                             format!("{name:?}: must be an IANA service name"),
                         ));
                     } else if !port_names.insert(name.as_str()) {
-                        errors.push(ValidationError::duplicate(
-                            &port_path.key("name"),
-                            format!("{name:?}"),
-                        ));
+                        errors.push(ValidationError::duplicate(&port_path.key("name"), format!("{name:?}")));
                     }
                 }
             }
@@ -690,23 +651,15 @@ impl PodSpec {
                 if request > limit {
                     errors.push(ValidationError::invalid(
                         &resources_path.key("requests").key("cpu"),
-                        format!(
-                            "{}m: must be less than or equal to the cpu limit of {}m",
-                            request.0, limit.0
-                        ),
+                        format!("{}m: must be less than or equal to the cpu limit of {}m", request.0, limit.0),
                     ));
                 }
             }
-            if let (Some(request), Some(limit)) =
-                (resources.requests.memory, resources.limits.memory)
-            {
+            if let (Some(request), Some(limit)) = (resources.requests.memory, resources.limits.memory) {
                 if request > limit {
                     errors.push(ValidationError::invalid(
                         &resources_path.key("requests").key("memory"),
-                        format!(
-                            "{}: must be less than or equal to the memory limit of {}",
-                            request.0, limit.0
-                        ),
+                        format!("{}: must be less than or equal to the memory limit of {}", request.0, limit.0),
                     ));
                 }
             }
@@ -719,10 +672,8 @@ impl PodSpec {
             for (env_index, env) in container.env.iter().enumerate() {
                 let env_path = container_path.key("env").index(env_index);
                 if env.name.is_empty() {
-                    errors.push(ValidationError::required(
-                        &env_path.key("name"),
-                        "an environment variable needs a name",
-                    ));
+                    errors
+                        .push(ValidationError::required(&env_path.key("name"), "an environment variable needs a name"));
                 }
                 if let Some(source) = &env.value_from {
                     if env.value.is_some() {
@@ -731,8 +682,8 @@ impl PodSpec {
                             "may not be specified when `value` is not empty",
                         ));
                     }
-                    let sources = usize::from(source.config_map_key_ref.is_some())
-                        + usize::from(source.secret_key_ref.is_some());
+                    let sources =
+                        usize::from(source.config_map_key_ref.is_some()) + usize::from(source.secret_key_ref.is_some());
                     if sources != 1 {
                         errors.push(ValidationError::invalid(
                             &env_path.key("valueFrom"),
@@ -751,25 +702,20 @@ impl PodSpec {
                     format!("{:?}: a volume name must be a DNS-1123 label", volume.name),
                 ));
             } else if !volume_names.insert(volume.name.as_str()) {
-                errors.push(ValidationError::duplicate(
-                    &volume_path.key("name"),
-                    format!("{:?}", volume.name),
-                ));
+                errors.push(ValidationError::duplicate(&volume_path.key("name"), format!("{:?}", volume.name)));
             }
-            if usize::from(volume.config_map.is_some()) + usize::from(volume.secret.is_some()) != 1
-            {
-                errors.push(ValidationError::required(&volume_path, "must specify exactly one of configMap or secret (other volume types are not simulated)"));
+            if usize::from(volume.config_map.is_some()) + usize::from(volume.secret.is_some()) != 1 {
+                errors.push(ValidationError::required(
+                    &volume_path,
+                    "must specify exactly one of configMap or secret (other volume types are not simulated)",
+                ));
             }
         }
         for (index, container) in self.containers.iter().enumerate() {
             for (mount_index, mount) in container.volume_mounts.iter().enumerate() {
                 if !volume_names.contains(mount.name.as_str()) {
                     errors.push(ValidationError::not_supported(
-                        &containers_path
-                            .index(index)
-                            .key("volumeMounts")
-                            .index(mount_index)
-                            .key("name"),
+                        &containers_path.index(index).key("volumeMounts").index(mount_index).key("name"),
                         format!("{:?}: no volume of that name in spec.volumes", mount.name),
                     ));
                 }
@@ -785,9 +731,7 @@ impl PodSpec {
                     "must be empty when operator is Exists",
                 ));
             }
-            if toleration.toleration_seconds.is_some()
-                && toleration.effect != Some(TaintEffect::NoExecute)
-            {
+            if toleration.toleration_seconds.is_some() && toleration.effect != Some(TaintEffect::NoExecute) {
                 errors.push(ValidationError::invalid(
                     &toleration_path.key("effect"),
                     "must be NoExecute when tolerationSeconds is set",
@@ -808,11 +752,7 @@ impl PodTemplateSpec {
 
     /// Validates the template's labels and spec.
     pub fn validate(&self, path: &FieldPath, errors: &mut Vec<ValidationError>) {
-        validate_labels(
-            &self.metadata.labels,
-            &path.key("metadata").key("labels"),
-            errors,
-        );
+        validate_labels(&self.metadata.labels, &path.key("metadata").key("labels"), errors);
         self.spec.validate(&path.key("spec"), errors);
     }
 }
@@ -825,22 +765,17 @@ impl Pod {
 
     /// Whether the pod's Ready condition is True.
     pub fn is_ready(&self) -> bool {
-        self.status
-            .ready_condition()
-            .is_some_and(|condition| condition.is_true("Ready"))
+        self.status.ready_condition().is_some_and(|condition| condition.is_true("Ready"))
     }
 
     /// The total CPU and memory the pod requests, which the scheduler reserves on its node.
     pub fn total_requests(&self) -> (Millicores, Bytes) {
-        self.spec
-            .containers
-            .iter()
-            .fold((Millicores(0), Bytes(0)), |(cpu, memory), container| {
-                let requests = container.resources.requests;
-                (
-                    Millicores(cpu.0.saturating_add(requests.cpu.map_or(0, |v| v.0))),
-                    Bytes(memory.0.saturating_add(requests.memory.map_or(0, |v| v.0))),
-                )
-            })
+        self.spec.containers.iter().fold((Millicores(0), Bytes(0)), |(cpu, memory), container| {
+            let requests = container.resources.requests;
+            (
+                Millicores(cpu.0.saturating_add(requests.cpu.map_or(0, |v| v.0))),
+                Bytes(memory.0.saturating_add(requests.memory.map_or(0, |v| v.0))),
+            )
+        })
     }
 }

@@ -56,10 +56,7 @@ fn validate_budget_value(value: &IntOrString, path: &FieldPath, errors: &mut Vec
     match value.int_or_percent() {
         Ok(IntOrPercent::Int(count)) => validate_non_negative(i64::from(count), path, errors),
         Ok(IntOrPercent::Percent(percent)) if percent > 100 => {
-            errors.push(ValidationError::invalid(
-                path,
-                format!("\"{percent}%\": must not be greater than 100%"),
-            ));
+            errors.push(ValidationError::invalid(path, format!("\"{percent}%\": must not be greater than 100%")));
         }
         Ok(IntOrPercent::Percent(_)) => {}
         Err(detail) => errors.push(ValidationError::invalid(path, detail)),
@@ -74,14 +71,12 @@ impl PodDisruptionBudget {
     pub fn validate(&self, errors: &mut Vec<ValidationError>) {
         let spec_path = FieldPath::root().key("spec");
         match (&self.spec.min_available, &self.spec.max_unavailable) {
-            (Some(_), Some(_)) => errors.push(ValidationError::invalid(
-                &spec_path,
-                "minAvailable and maxUnavailable cannot be both set",
-            )),
-            (None, None) => errors.push(ValidationError::required(
-                &spec_path,
-                "one of minAvailable or maxUnavailable is required",
-            )),
+            (Some(_), Some(_)) => {
+                errors.push(ValidationError::invalid(&spec_path, "minAvailable and maxUnavailable cannot be both set"))
+            }
+            (None, None) => {
+                errors.push(ValidationError::required(&spec_path, "one of minAvailable or maxUnavailable is required"))
+            }
             _ => {}
         }
         if let Some(value) = &self.spec.min_available {
@@ -141,9 +136,7 @@ pub struct CrossVersionObjectReference {
 }
 
 /// The source kinds of an autoscaler metric.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum MetricSourceType {
     /// A resource of the pods, such as CPU (the only one simulated).
     #[default]
@@ -237,16 +230,8 @@ impl HorizontalPodAutoscaler {
     pub fn apply_defaults(&mut self) {
         self.spec.min_replicas.get_or_insert(1);
         let behavior = self.spec.behavior.get_or_insert_with(Default::default);
-        behavior
-            .scale_down
-            .get_or_insert_with(Default::default)
-            .stabilization_window_seconds
-            .get_or_insert(300);
-        behavior
-            .scale_up
-            .get_or_insert_with(Default::default)
-            .stabilization_window_seconds
-            .get_or_insert(0);
+        behavior.scale_down.get_or_insert_with(Default::default).stabilization_window_seconds.get_or_insert(300);
+        behavior.scale_up.get_or_insert_with(Default::default).stabilization_window_seconds.get_or_insert(0);
     }
 
     /// Validates the bounds, the target and the metrics.
@@ -273,7 +258,13 @@ impl HorizontalPodAutoscaler {
             ));
         }
         if spec.max_replicas < min_replicas.max(1) {
-            errors.push(ValidationError::invalid(&spec_path.key("maxReplicas"), format!("{}: must be greater than or equal to minReplicas ({min_replicas}) and at least 1", spec.max_replicas)));
+            errors.push(ValidationError::invalid(
+                &spec_path.key("maxReplicas"),
+                format!(
+                    "{}: must be greater than or equal to minReplicas ({min_replicas}) and at least 1",
+                    spec.max_replicas
+                ),
+            ));
         }
         for (index, metric) in spec.metrics.iter().enumerate() {
             let metric_path = spec_path.key("metrics").index(index);
@@ -284,14 +275,9 @@ impl HorizontalPodAutoscaler {
                         "must populate resource when type is Resource",
                     )),
                     Some(resource) => {
-                        if let Some(utilization) =
-                            resource.target.average_utilization.filter(|u| *u < 1)
-                        {
+                        if let Some(utilization) = resource.target.average_utilization.filter(|u| *u < 1) {
                             errors.push(ValidationError::invalid(
-                                &metric_path
-                                    .key("resource")
-                                    .key("target")
-                                    .key("averageUtilization"),
+                                &metric_path.key("resource").key("target").key("averageUtilization"),
                                 format!("{utilization}: must be greater than 0"),
                             ));
                         }
@@ -300,17 +286,11 @@ impl HorizontalPodAutoscaler {
             }
         }
         if let Some(behavior) = &spec.behavior {
-            for (field, rules) in [
-                ("scaleUp", &behavior.scale_up),
-                ("scaleDown", &behavior.scale_down),
-            ] {
+            for (field, rules) in [("scaleUp", &behavior.scale_up), ("scaleDown", &behavior.scale_down)] {
                 if let Some(window) = rules.as_ref().and_then(|r| r.stabilization_window_seconds) {
                     if !(0..=3600).contains(&window) {
                         errors.push(ValidationError::invalid(
-                            &spec_path
-                                .key("behavior")
-                                .key(field)
-                                .key("stabilizationWindowSeconds"),
+                            &spec_path.key("behavior").key(field).key("stabilizationWindowSeconds"),
                             format!("{window}: must be between 0 and 3600"),
                         ));
                     }

@@ -34,10 +34,7 @@ const QUANTITY_TEXT_LENGTH_MAX: usize = 64;
 /// Parses a quantity and returns it in units of `1 / per_unit` (1000 for millicores, 1 for bytes),
 /// rounded up. Negative quantities are rejected: no simulated resource can be negative.
 pub fn parse_quantity_scaled(text: &str, per_unit: u64) -> Result<u64, QuantityError> {
-    let error = |reason| QuantityError {
-        text: text.to_string(),
-        reason,
-    };
+    let error = |reason| QuantityError { text: text.to_string(), reason };
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(error("empty quantity"));
@@ -50,9 +47,7 @@ pub fn parse_quantity_scaled(text: &str, per_unit: u64) -> Result<u64, QuantityE
         b'+' => &trimmed[1..],
         _ => trimmed,
     };
-    let number_length = unsigned
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(unsigned.len());
+    let number_length = unsigned.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(unsigned.len());
     let (number, suffix) = unsigned.split_at(number_length);
     let (integer_digits, fraction_digits) = match number.split_once('.') {
         Some((integer, fraction)) => (integer, fraction),
@@ -97,23 +92,18 @@ pub fn parse_quantity_scaled(text: &str, per_unit: u64) -> Result<u64, QuantityE
         "P" => exponent_ten += 15,
         "E" => exponent_ten += 18,
         _ => {
-            let exponent_text = suffix
-                .strip_prefix('e')
-                .or_else(|| suffix.strip_prefix('E'))
-                .ok_or_else(|| error("unknown suffix; expected one of Ki Mi Gi Ti Pi Ei n u m k M G T P E or an exponent like e3"))?;
-            let exponent_digits = exponent_text
-                .strip_prefix('-')
-                .or_else(|| exponent_text.strip_prefix('+'))
-                .unwrap_or(exponent_text);
+            let exponent_text = suffix.strip_prefix('e').or_else(|| suffix.strip_prefix('E')).ok_or_else(|| {
+                error("unknown suffix; expected one of Ki Mi Gi Ti Pi Ei n u m k M G T P E or an exponent like e3")
+            })?;
+            let exponent_digits =
+                exponent_text.strip_prefix('-').or_else(|| exponent_text.strip_prefix('+')).unwrap_or(exponent_text);
             if exponent_digits.is_empty()
                 || exponent_digits.len() > 3
                 || !exponent_digits.bytes().all(|b| b.is_ascii_digit())
             {
                 return Err(error("malformed exponent"));
             }
-            let exponent: i64 = exponent_text
-                .parse()
-                .map_err(|_| error("malformed exponent"))?;
+            let exponent: i64 = exponent_text.parse().map_err(|_| error("malformed exponent"))?;
             exponent_ten += exponent;
         }
     }
@@ -138,10 +128,7 @@ pub fn parse_quantity_scaled(text: &str, per_unit: u64) -> Result<u64, QuantityE
             scaled = scaled.div_ceil(10);
         }
     }
-    u64::try_from(scaled)
-        .ok()
-        .filter(|v| *v <= i64::MAX as u64)
-        .ok_or_else(too_large)
+    u64::try_from(scaled).ok().filter(|v| *v <= i64::MAX as u64).ok_or_else(too_large)
 }
 
 /// A CPU amount in millicores: "100m" is 100, "0.5" and "500m" are 500, "2" is 2000.
@@ -213,17 +200,13 @@ impl Visitor<'_> for QuantityVisitor {
 
 impl<'de> Deserialize<'de> for Millicores {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_any(QuantityVisitor { per_unit: 1000 })
-            .map(Millicores)
+        deserializer.deserialize_any(QuantityVisitor { per_unit: 1000 }).map(Millicores)
     }
 }
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_any(QuantityVisitor { per_unit: 1 })
-            .map(Bytes)
+        deserializer.deserialize_any(QuantityVisitor { per_unit: 1 }).map(Bytes)
     }
 }
 
@@ -248,11 +231,7 @@ mod tests {
             (".5", 500),
         ];
         for (text, millicores) in cases {
-            assert_eq!(
-                Millicores::parse(text),
-                Ok(Millicores(millicores)),
-                "{text}"
-            );
+            assert_eq!(Millicores::parse(text), Ok(Millicores(millicores)), "{text}");
         }
     }
 
@@ -270,18 +249,13 @@ mod tests {
         for (text, bytes) in cases {
             assert_eq!(Bytes::parse(text), Ok(Bytes(bytes)), "{text}");
         }
-        assert!(
-            Bytes::parse("8Ei").is_err(),
-            "2^63 exceeds the Kubernetes maximum"
-        );
+        assert!(Bytes::parse("8Ei").is_err(), "2^63 exceeds the Kubernetes maximum");
         assert_eq!(Bytes::parse("7Ei"), Ok(Bytes(7 << 60)));
     }
 
     #[test]
     fn bad_quantities_are_errors() {
-        for text in [
-            "", "abc", "1.2.3", "10Mb", "-1", "1e", "1e9999", "m", "1 Gi", "1ee3", "99999Ei",
-        ] {
+        for text in ["", "abc", "1.2.3", "10Mb", "-1", "1e", "1e9999", "m", "1 Gi", "1ee3", "99999Ei"] {
             assert!(Bytes::parse(text).is_err(), "{text:?} should be rejected");
         }
         assert_eq!(

@@ -33,9 +33,7 @@ pub struct LabelSelectorRequirement {
 }
 
 /// The operators of a label selector requirement.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum SelectorOperator {
     /// The label is present and its value is one of `values`.
     #[default]
@@ -64,10 +62,7 @@ impl LabelSelectorRequirement {
 impl LabelSelector {
     /// A selector with only `matchLabels`.
     pub fn from_labels(labels: StringMap) -> Self {
-        LabelSelector {
-            match_labels: labels,
-            match_expressions: Vec::new(),
-        }
+        LabelSelector { match_labels: labels, match_expressions: Vec::new() }
     }
 
     /// Whether the selector has neither labels nor expressions (and so selects everything).
@@ -77,13 +72,8 @@ impl LabelSelector {
 
     /// Whether a label set satisfies every `matchLabels` pair and every expression.
     pub fn matches(&self, labels: &StringMap) -> bool {
-        self.match_labels
-            .iter()
-            .all(|(key, value)| labels.get(key) == Some(value))
-            && self
-                .match_expressions
-                .iter()
-                .all(|requirement| requirement.matches(labels))
+        self.match_labels.iter().all(|(key, value)| labels.get(key) == Some(value))
+            && self.match_expressions.iter().all(|requirement| requirement.matches(labels))
     }
 
     /// Checks the selector's own shape: keys are qualified names, values are label values,
@@ -93,11 +83,7 @@ impl LabelSelector {
         super::validation::validate_labels(&self.match_labels, &labels_path, errors);
         for (index, requirement) in self.match_expressions.iter().enumerate() {
             let requirement_path = path.key("matchExpressions").index(index);
-            super::validation::validate_label_key(
-                &requirement.key,
-                &requirement_path.key("key"),
-                errors,
-            );
+            super::validation::validate_label_key(&requirement.key, &requirement_path.key("key"), errors);
             let values_path = requirement_path.key("values");
             match requirement.operator {
                 SelectorOperator::In | SelectorOperator::NotIn => {
@@ -125,10 +111,7 @@ impl LabelSelector {
 /// Unlike a LabelSelector, an empty map here selects nothing: a Service without a selector
 /// has its endpoints managed by hand.
 pub fn map_selector_matches(selector: &StringMap, labels: &StringMap) -> bool {
-    !selector.is_empty()
-        && selector
-            .iter()
-            .all(|(key, value)| labels.get(key) == Some(value))
+    !selector.is_empty() && selector.iter().all(|(key, value)| labels.get(key) == Some(value))
 }
 
 #[cfg(test)]
@@ -136,22 +119,11 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> StringMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    fn requirement(
-        key: &str,
-        operator: SelectorOperator,
-        values: &[&str],
-    ) -> LabelSelectorRequirement {
-        LabelSelectorRequirement {
-            key: key.into(),
-            operator,
-            values: values.iter().map(|v| v.to_string()).collect(),
-        }
+    fn requirement(key: &str, operator: SelectorOperator, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement { key: key.into(), operator, values: values.iter().map(|v| v.to_string()).collect() }
     }
 
     #[test]
@@ -167,48 +139,16 @@ mod tests {
         let web = labels(&[("app", "web"), ("env", "prod")]);
         let bare = labels(&[]);
         let cases = [
-            (
-                requirement("env", SelectorOperator::In, &["prod", "staging"]),
-                true,
-                false,
-            ),
-            (
-                requirement("env", SelectorOperator::In, &["dev"]),
-                false,
-                false,
-            ),
-            (
-                requirement("env", SelectorOperator::NotIn, &["dev"]),
-                true,
-                true,
-            ),
-            (
-                requirement("env", SelectorOperator::NotIn, &["prod"]),
-                false,
-                true,
-            ),
-            (
-                requirement("env", SelectorOperator::Exists, &[]),
-                true,
-                false,
-            ),
-            (
-                requirement("env", SelectorOperator::DoesNotExist, &[]),
-                false,
-                true,
-            ),
+            (requirement("env", SelectorOperator::In, &["prod", "staging"]), true, false),
+            (requirement("env", SelectorOperator::In, &["dev"]), false, false),
+            (requirement("env", SelectorOperator::NotIn, &["dev"]), true, true),
+            (requirement("env", SelectorOperator::NotIn, &["prod"]), false, true),
+            (requirement("env", SelectorOperator::Exists, &[]), true, false),
+            (requirement("env", SelectorOperator::DoesNotExist, &[]), false, true),
         ];
         for (requirement, on_web, on_bare) in cases {
-            assert_eq!(
-                requirement.matches(&web),
-                on_web,
-                "{requirement:?} on {web:?}"
-            );
-            assert_eq!(
-                requirement.matches(&bare),
-                on_bare,
-                "{requirement:?} on no labels"
-            );
+            assert_eq!(requirement.matches(&web), on_web, "{requirement:?} on {web:?}");
+            assert_eq!(requirement.matches(&bare), on_bare, "{requirement:?} on no labels");
         }
     }
 
@@ -226,14 +166,8 @@ mod tests {
     #[test]
     fn empty_label_selector_matches_all_but_empty_map_selector_matches_none() {
         assert!(LabelSelector::default().matches(&labels(&[("a", "b")])));
-        assert!(!map_selector_matches(
-            &StringMap::new(),
-            &labels(&[("a", "b")])
-        ));
-        assert!(map_selector_matches(
-            &labels(&[("a", "b")]),
-            &labels(&[("a", "b"), ("c", "d")])
-        ));
+        assert!(!map_selector_matches(&StringMap::new(), &labels(&[("a", "b")])));
+        assert!(map_selector_matches(&labels(&[("a", "b")]), &labels(&[("a", "b"), ("c", "d")])));
     }
 
     #[test]

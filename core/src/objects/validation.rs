@@ -83,11 +83,7 @@ pub struct ValidationError {
 
 impl ValidationError {
     fn new(path: &FieldPath, kind: ValidationErrorKind, detail: impl Into<String>) -> Self {
-        ValidationError {
-            path: path.as_str().to_string(),
-            kind,
-            detail: detail.into(),
-        }
+        ValidationError { path: path.as_str().to_string(), kind, detail: detail.into() }
     }
 
     /// A missing required field.
@@ -134,9 +130,7 @@ pub fn is_dns1123_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| is_lower_alphanumeric(*b) || *b == b'-')
+        && bytes.iter().all(|b| is_lower_alphanumeric(*b) || *b == b'-')
         && bytes.first().copied().is_some_and(is_lower_alphanumeric)
         && bytes.last().copied().is_some_and(is_lower_alphanumeric)
 }
@@ -149,9 +143,7 @@ pub fn is_dns1123_subdomain(text: &str) -> bool {
         && text.split('.').all(|part| {
             let bytes = part.as_bytes();
             !bytes.is_empty()
-                && bytes
-                    .iter()
-                    .all(|b| is_lower_alphanumeric(*b) || *b == b'-')
+                && bytes.iter().all(|b| is_lower_alphanumeric(*b) || *b == b'-')
                 && bytes.first().copied().is_some_and(is_lower_alphanumeric)
                 && bytes.last().copied().is_some_and(is_lower_alphanumeric)
         })
@@ -163,9 +155,7 @@ pub fn is_iana_service_name(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 15
-        && bytes
-            .iter()
-            .all(|b| is_lower_alphanumeric(*b) || *b == b'-')
+        && bytes.iter().all(|b| is_lower_alphanumeric(*b) || *b == b'-')
         && bytes.iter().any(|b| b.is_ascii_lowercase())
         && !text.starts_with('-')
         && !text.ends_with('-')
@@ -178,9 +168,7 @@ fn is_label_name(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -224,20 +212,14 @@ pub fn validate_labels(labels: &StringMap, path: &FieldPath, errors: &mut Vec<Va
 /// Reports a port number outside 1..=65535.
 pub fn validate_port_number(port: i32, path: &FieldPath, errors: &mut Vec<ValidationError>) {
     if !(1..=65535).contains(&port) {
-        errors.push(ValidationError::invalid(
-            path,
-            format!("{port}: must be between 1 and 65535, inclusive"),
-        ));
+        errors.push(ValidationError::invalid(path, format!("{port}: must be between 1 and 65535, inclusive")));
     }
 }
 
 /// Reports a negative value of a field that counts something.
 pub fn validate_non_negative(value: i64, path: &FieldPath, errors: &mut Vec<ValidationError>) {
     if value < 0 {
-        errors.push(ValidationError::invalid(
-            path,
-            format!("{value}: must be greater than or equal to 0"),
-        ));
+        errors.push(ValidationError::invalid(path, format!("{value}: must be greater than or equal to 0")));
     }
 }
 
@@ -286,19 +268,12 @@ mod tests {
 
     #[test]
     fn field_paths_read_like_manifests() {
-        let path = FieldPath::root()
-            .key("spec")
-            .key("containers")
-            .index(2)
-            .key("name");
+        let path = FieldPath::root().key("spec").key("containers").index(2).key("name");
         assert_eq!(path.as_str(), "spec.containers[2].name");
         let error = ValidationError::invalid(
             &FieldPath::root().key("spec").key("replicas"),
             "-1: must be greater than or equal to 0",
         );
-        assert_eq!(
-            error.to_string(),
-            "spec.replicas: Invalid value: -1: must be greater than or equal to 0"
-        );
+        assert_eq!(error.to_string(), "spec.replicas: Invalid value: -1: must be greater than or equal to 0");
     }
 }

@@ -47,9 +47,7 @@ pub struct DeploymentSpec {
 }
 
 /// RollingUpdate or Recreate.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum DeploymentStrategyType {
     /// Replace pods gradually within maxSurge and maxUnavailable.
     #[default]
@@ -216,10 +214,7 @@ fn validate_selector_matches_template(
     let selector_path = spec_path.key("selector");
     selector.validate(&selector_path, errors);
     if selector.is_empty() {
-        errors.push(ValidationError::required(
-            &selector_path,
-            "a selector is required and may not be empty",
-        ));
+        errors.push(ValidationError::required(&selector_path, "a selector is required and may not be empty"));
     } else if !selector.matches(&template.metadata.labels) {
         errors.push(ValidationError::invalid(
             &spec_path.key("template").key("metadata").key("labels"),
@@ -228,11 +223,7 @@ fn validate_selector_matches_template(
     }
 }
 
-fn validate_optional_non_negative(
-    value: Option<i32>,
-    path: &FieldPath,
-    errors: &mut Vec<ValidationError>,
-) {
+fn validate_optional_non_negative(value: Option<i32>, path: &FieldPath, errors: &mut Vec<ValidationError>) {
     if let Some(value) = value {
         validate_non_negative(i64::from(value), path, errors);
     }
@@ -244,11 +235,7 @@ fn validate_restart_policy_always(
     spec_path: &FieldPath,
     errors: &mut Vec<ValidationError>,
 ) {
-    if let Some(policy) = template
-        .spec
-        .restart_policy
-        .filter(|p| *p != RestartPolicy::Always)
-    {
+    if let Some(policy) = template.spec.restart_policy.filter(|p| *p != RestartPolicy::Always) {
         errors.push(ValidationError::not_supported(
             &spec_path.key("template").key("spec").key("restartPolicy"),
             format!("{policy:?}: supported values: \"Always\""),
@@ -264,17 +251,11 @@ fn validate_int_or_percent(
 ) -> Option<IntOrPercent> {
     match value.int_or_percent() {
         Ok(IntOrPercent::Int(count)) if count < 0 => {
-            errors.push(ValidationError::invalid(
-                path,
-                format!("{count}: must be greater than or equal to 0"),
-            ));
+            errors.push(ValidationError::invalid(path, format!("{count}: must be greater than or equal to 0")));
             None
         }
         Ok(IntOrPercent::Percent(percent)) if percent > 100 => {
-            errors.push(ValidationError::invalid(
-                path,
-                format!("\"{percent}%\": must not be greater than 100%"),
-            ));
+            errors.push(ValidationError::invalid(path, format!("\"{percent}%\": must not be greater than 100%")));
             None
         }
         Ok(parsed) => Some(parsed),
@@ -298,19 +279,11 @@ impl Deployment {
         spec.revision_history_limit.get_or_insert(10);
         spec.progress_deadline_seconds.get_or_insert(600);
         spec.min_ready_seconds.get_or_insert(0);
-        let strategy = spec
-            .strategy
-            .get_or_insert_with(DeploymentStrategy::default);
+        let strategy = spec.strategy.get_or_insert_with(DeploymentStrategy::default);
         if strategy.strategy_type == DeploymentStrategyType::RollingUpdate {
-            let rolling = strategy
-                .rolling_update
-                .get_or_insert_with(RollingUpdateDeployment::default);
-            rolling
-                .max_surge
-                .get_or_insert_with(|| IntOrString::String("25%".into()));
-            rolling
-                .max_unavailable
-                .get_or_insert_with(|| IntOrString::String("25%".into()));
+            let rolling = strategy.rolling_update.get_or_insert_with(RollingUpdateDeployment::default);
+            rolling.max_surge.get_or_insert_with(|| IntOrString::String("25%".into()));
+            rolling.max_unavailable.get_or_insert_with(|| IntOrString::String("25%".into()));
         }
         spec.template.apply_defaults();
     }
@@ -320,24 +293,14 @@ impl Deployment {
         let spec_path = FieldPath::root().key("spec");
         let spec = &self.spec;
         validate_optional_non_negative(spec.replicas, &spec_path.key("replicas"), errors);
-        validate_optional_non_negative(
-            spec.min_ready_seconds,
-            &spec_path.key("minReadySeconds"),
-            errors,
-        );
-        validate_optional_non_negative(
-            spec.revision_history_limit,
-            &spec_path.key("revisionHistoryLimit"),
-            errors,
-        );
+        validate_optional_non_negative(spec.min_ready_seconds, &spec_path.key("minReadySeconds"), errors);
+        validate_optional_non_negative(spec.revision_history_limit, &spec_path.key("revisionHistoryLimit"), errors);
         validate_optional_non_negative(
             spec.progress_deadline_seconds,
             &spec_path.key("progressDeadlineSeconds"),
             errors,
         );
-        if let (Some(deadline), Some(min_ready)) =
-            (spec.progress_deadline_seconds, spec.min_ready_seconds)
-        {
+        if let (Some(deadline), Some(min_ready)) = (spec.progress_deadline_seconds, spec.min_ready_seconds) {
             if deadline <= min_ready {
                 errors.push(ValidationError::invalid(
                     &spec_path.key("progressDeadlineSeconds"),
@@ -351,20 +314,20 @@ impl Deployment {
         if let Some(strategy) = &spec.strategy {
             let strategy_path = spec_path.key("strategy");
             match (strategy.strategy_type, &strategy.rolling_update) {
-                (DeploymentStrategyType::Recreate, Some(_)) => {
-                    errors.push(ValidationError::forbidden(
-                        &strategy_path.key("rollingUpdate"),
-                        "may not be specified when strategy `type` is 'Recreate'",
-                    ))
-                }
+                (DeploymentStrategyType::Recreate, Some(_)) => errors.push(ValidationError::forbidden(
+                    &strategy_path.key("rollingUpdate"),
+                    "may not be specified when strategy `type` is 'Recreate'",
+                )),
                 (DeploymentStrategyType::RollingUpdate, Some(rolling)) => {
                     let rolling_path = strategy_path.key("rollingUpdate");
-                    let surge = rolling.max_surge.as_ref().and_then(|v| {
-                        validate_int_or_percent(v, &rolling_path.key("maxSurge"), errors)
-                    });
-                    let unavailable = rolling.max_unavailable.as_ref().and_then(|v| {
-                        validate_int_or_percent(v, &rolling_path.key("maxUnavailable"), errors)
-                    });
+                    let surge = rolling
+                        .max_surge
+                        .as_ref()
+                        .and_then(|v| validate_int_or_percent(v, &rolling_path.key("maxSurge"), errors));
+                    let unavailable = rolling
+                        .max_unavailable
+                        .as_ref()
+                        .and_then(|v| validate_int_or_percent(v, &rolling_path.key("maxUnavailable"), errors));
                     if is_zero(surge) && is_zero(unavailable) {
                         errors.push(ValidationError::invalid(
                             &rolling_path.key("maxUnavailable"),
@@ -390,21 +353,10 @@ impl ReplicaSet {
     pub fn validate(&self, errors: &mut Vec<ValidationError>) {
         let spec_path = FieldPath::root().key("spec");
         validate_optional_non_negative(self.spec.replicas, &spec_path.key("replicas"), errors);
-        validate_optional_non_negative(
-            self.spec.min_ready_seconds,
-            &spec_path.key("minReadySeconds"),
-            errors,
-        );
-        validate_selector_matches_template(
-            &self.spec.selector,
-            &self.spec.template,
-            &spec_path,
-            errors,
-        );
+        validate_optional_non_negative(self.spec.min_ready_seconds, &spec_path.key("minReadySeconds"), errors);
+        validate_selector_matches_template(&self.spec.selector, &self.spec.template, &spec_path, errors);
         validate_restart_policy_always(&self.spec.template, &spec_path, errors);
-        self.spec
-            .template
-            .validate(&spec_path.key("template"), errors);
+        self.spec.template.validate(&spec_path.key("template"), errors);
     }
 }
 
@@ -424,38 +376,22 @@ impl Job {
     /// selector matches the template.
     pub fn validate(&self, errors: &mut Vec<ValidationError>) {
         let spec_path = FieldPath::root().key("spec");
-        validate_optional_non_negative(
-            self.spec.completions,
-            &spec_path.key("completions"),
-            errors,
-        );
-        validate_optional_non_negative(
-            self.spec.parallelism,
-            &spec_path.key("parallelism"),
-            errors,
-        );
-        validate_optional_non_negative(
-            self.spec.backoff_limit,
-            &spec_path.key("backoffLimit"),
-            errors,
-        );
+        validate_optional_non_negative(self.spec.completions, &spec_path.key("completions"), errors);
+        validate_optional_non_negative(self.spec.parallelism, &spec_path.key("parallelism"), errors);
+        validate_optional_non_negative(self.spec.backoff_limit, &spec_path.key("backoffLimit"), errors);
         if let Some(selector) = &self.spec.selector {
             validate_selector_matches_template(selector, &self.spec.template, &spec_path, errors);
         }
         let policy_path = spec_path.key("template").key("spec").key("restartPolicy");
         match self.spec.template.spec.restart_policy {
-            None => errors.push(ValidationError::required(
-                &policy_path,
-                "a Job's pods need restartPolicy OnFailure or Never",
-            )),
+            None => errors
+                .push(ValidationError::required(&policy_path, "a Job's pods need restartPolicy OnFailure or Never")),
             Some(RestartPolicy::Always) => errors.push(ValidationError::not_supported(
                 &policy_path,
                 "\"Always\": supported values: \"OnFailure\", \"Never\"",
             )),
             Some(_) => {}
         }
-        self.spec
-            .template
-            .validate(&spec_path.key("template"), errors);
+        self.spec.template.validate(&spec_path.key("template"), errors);
     }
 }

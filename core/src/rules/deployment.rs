@@ -49,14 +49,8 @@ impl IntOrPercent {
                 let percent: i64 = digits.parse().map_err(|_| invalid())?;
                 // i128: an i64 percentage times an i32 total cannot overflow.
                 let product = i128::from(percent) * i128::from(total);
-                let scaled = if round_up {
-                    -((-product).div_euclid(100))
-                } else {
-                    product.div_euclid(100)
-                };
-                i32::try_from(scaled).map_err(|_| RulesError::Overflow {
-                    what: "percentage of total",
-                })
+                let scaled = if round_up { -((-product).div_euclid(100)) } else { product.div_euclid(100) };
+                i32::try_from(scaled).map_err(|_| RulesError::Overflow { what: "percentage of total" })
             }
         }
     }
@@ -113,10 +107,7 @@ pub fn max_unavailable(strategy: &DeploymentStrategy, replicas: i32) -> Result<i
     match strategy {
         DeploymentStrategy::Recreate => Ok(0),
         DeploymentStrategy::RollingUpdate { .. } if replicas == 0 => Ok(0),
-        DeploymentStrategy::RollingUpdate {
-            max_surge,
-            max_unavailable,
-        } => {
+        DeploymentStrategy::RollingUpdate { max_surge, max_unavailable } => {
             let (_, unavailable) = resolve_fenceposts(max_surge, max_unavailable, replicas)?;
             Ok(unavailable.min(replicas))
         }
@@ -128,10 +119,9 @@ pub fn max_unavailable(strategy: &DeploymentStrategy, replicas: i32) -> Result<i
 pub fn max_surge(strategy: &DeploymentStrategy, replicas: i32) -> Result<i32, RulesError> {
     match strategy {
         DeploymentStrategy::Recreate => Ok(0),
-        DeploymentStrategy::RollingUpdate {
-            max_surge,
-            max_unavailable,
-        } => Ok(resolve_fenceposts(max_surge, max_unavailable, replicas)?.0),
+        DeploymentStrategy::RollingUpdate { max_surge, max_unavailable } => {
+            Ok(resolve_fenceposts(max_surge, max_unavailable, replicas)?.0)
+        }
     }
 }
 
@@ -170,19 +160,14 @@ fn check_index(rss: &[RsInfo], index: usize) -> Result<(), RulesError> {
         Ok(())
     } else {
         Err(RulesError::InvalidArgument {
-            reason: format!(
-                "new ReplicaSet index {index} out of range ({} ReplicaSets)",
-                rss.len()
-            ),
+            reason: format!("new ReplicaSet index {index} out of range ({} ReplicaSets)", rss.len()),
         })
     }
 }
 
 /// `controller.ReplicaSetsByCreationTimestamp`: older first, then by name.
 pub fn cmp_by_creation(a: &RsInfo, b: &RsInfo) -> Ordering {
-    a.created_ns
-        .cmp(&b.created_ns)
-        .then_with(|| a.name.cmp(&b.name))
+    a.created_ns.cmp(&b.created_ns).then_with(|| a.name.cmp(&b.name))
 }
 
 /// `NewRSNewReplicas` (`util/deployment_util.go`): the new ReplicaSet's next size.
@@ -227,15 +212,8 @@ pub fn reconcile_new_replica_set(
     if spec == replicas {
         return Ok(None);
     }
-    let target = if spec > replicas {
-        replicas
-    } else {
-        new_rs_new_replicas(replicas, strategy, rss, new_rs_index)?
-    };
-    Ok((target != spec).then_some(ScaleDecision {
-        index: new_rs_index,
-        replicas: target,
-    }))
+    let target = if spec > replicas { replicas } else { new_rs_new_replicas(replicas, strategy, rss, new_rs_index)? };
+    Ok((target != spec).then_some(ScaleDecision { index: new_rs_index, replicas: target }))
 }
 
 /// `reconcileOldReplicaSets` (`rolling.go`) with its two steps, returning the scale calls in order.
@@ -292,10 +270,7 @@ pub fn reconcile_old_replica_sets(
             return Ok(decisions);
         }
         spec[i] -= count;
-        decisions.push(ScaleDecision {
-            index: i,
-            replicas: to_i32(spec[i], "old ReplicaSet replicas")?,
-        });
+        decisions.push(ScaleDecision { index: i, replicas: to_i32(spec[i], "old ReplicaSet replicas")? });
         cleaned += count;
     }
 
@@ -315,10 +290,7 @@ pub fn reconcile_old_replica_sets(
         }
         let count = spec[i].min(total_scale_down - scaled);
         spec[i] -= count;
-        decisions.push(ScaleDecision {
-            index: i,
-            replicas: to_i32(spec[i], "old ReplicaSet replicas")?,
-        });
+        decisions.push(ScaleDecision { index: i, replicas: to_i32(spec[i], "old ReplicaSet replicas")? });
         scaled += count;
     }
     Ok(decisions)
@@ -356,14 +328,8 @@ pub fn replica_set_fraction(
     // Round num / before half away from zero.
     let (num_abs, den_abs) = (num.abs(), before.abs());
     let magnitude = (2 * num_abs + den_abs) / (2 * den_abs);
-    let rounded = if (num < 0) != (before < 0) {
-        -magnitude
-    } else {
-        magnitude
-    };
-    i32::try_from(rounded - spec).map_err(|_| RulesError::Overflow {
-        what: "replica set fraction",
-    })
+    let rounded = if (num < 0) != (before < 0) { -magnitude } else { magnitude };
+    i32::try_from(rounded - spec).map_err(|_| RulesError::Overflow { what: "replica set fraction" })
 }
 
 /// `GetProportion` (`util/deployment_util.go`): the ReplicaSet's fraction bounded by what is left
@@ -382,24 +348,16 @@ pub fn proportion(
     }
     let fraction = replica_set_fraction(rs, replicas, strategy, deployment_status_replicas)?;
     let allowed = to_i32(i64::from(to_add) - i64::from(added), "replicas left to add")?;
-    Ok(if to_add > 0 {
-        fraction.min(allowed)
-    } else {
-        fraction.max(allowed)
-    })
+    Ok(if to_add > 0 { fraction.min(allowed) } else { fraction.max(allowed) })
 }
 
 /// `FindActiveOrLatest` (`util/deployment_util.go`): the only ReplicaSet with replicas, or when
 /// none has any, the new one (else the newest old one); `None` when several have replicas.
 pub fn find_active_or_latest(rss: &[RsInfo], new_rs_index: Option<usize>) -> Option<usize> {
-    let active: Vec<usize> = (0..rss.len())
-        .filter(|&i| rss[i].spec_replicas > 0)
-        .collect();
+    let active: Vec<usize> = (0..rss.len()).filter(|&i| rss[i].spec_replicas > 0).collect();
     match active.len() {
         0 => new_rs_index.filter(|&i| i < rss.len()).or_else(|| {
-            (0..rss.len())
-                .filter(|&i| Some(i) != new_rs_index)
-                .max_by(|&a, &b| cmp_by_creation(&rss[a], &rss[b]))
+            (0..rss.len()).filter(|&i| Some(i) != new_rs_index).max_by(|&a, &b| cmp_by_creation(&rss[a], &rss[b]))
         }),
         1 => Some(active[0]),
         _ => None,
@@ -453,28 +411,16 @@ pub fn proportional_scale(
     if matches!(strategy, DeploymentStrategy::Recreate) {
         return Ok(Vec::new());
     }
-    let mut active: Vec<usize> = (0..rss.len())
-        .filter(|&i| rss[i].spec_replicas > 0)
-        .collect();
+    let mut active: Vec<usize> = (0..rss.len()).filter(|&i| rss[i].spec_replicas > 0).collect();
     let total = sum_spec(rss, active.iter().copied());
-    let allowed = if replicas > 0 {
-        i64::from(replicas) + i64::from(max_surge(strategy, replicas)?)
-    } else {
-        0
-    };
+    let allowed = if replicas > 0 { i64::from(replicas) + i64::from(max_surge(strategy, replicas)?) } else { 0 };
     let to_add = to_i32(allowed - total, "replicas to add")?;
     match to_add.cmp(&0) {
         Ordering::Greater => active.sort_by(|&a, &b| {
-            rss[b]
-                .spec_replicas
-                .cmp(&rss[a].spec_replicas)
-                .then_with(|| cmp_by_creation(&rss[b], &rss[a]))
+            rss[b].spec_replicas.cmp(&rss[a].spec_replicas).then_with(|| cmp_by_creation(&rss[b], &rss[a]))
         }),
         Ordering::Less => active.sort_by(|&a, &b| {
-            rss[b]
-                .spec_replicas
-                .cmp(&rss[a].spec_replicas)
-                .then_with(|| cmp_by_creation(&rss[a], &rss[b]))
+            rss[b].spec_replicas.cmp(&rss[a].spec_replicas).then_with(|| cmp_by_creation(&rss[a], &rss[b]))
         }),
         Ordering::Equal => {}
     }
@@ -482,17 +428,8 @@ pub fn proportional_scale(
     let mut sizes = Vec::with_capacity(active.len());
     for &i in &active {
         let size = if to_add != 0 {
-            let p = proportion(
-                &rss[i],
-                replicas,
-                strategy,
-                deployment_status_replicas,
-                to_add,
-                added,
-            )?;
-            added = added.checked_add(p).ok_or(RulesError::Overflow {
-                what: "replicas added",
-            })?;
+            let p = proportion(&rss[i], replicas, strategy, deployment_status_replicas, to_add, added)?;
+            added = added.checked_add(p).ok_or(RulesError::Overflow { what: "replicas added" })?;
             i64::from(rss[i].spec_replicas) + i64::from(p)
         } else {
             i64::from(rss[i].spec_replicas)
@@ -507,12 +444,7 @@ pub fn proportional_scale(
     active
         .iter()
         .zip(sizes)
-        .map(|(&index, size)| {
-            Ok(ScaleDecision {
-                index,
-                replicas: to_i32(size, "scaled replicas")?,
-            })
-        })
+        .map(|(&index, size)| Ok(ScaleDecision { index, replicas: to_i32(size, "scaled replicas")? }))
         .collect()
 }
 
@@ -533,11 +465,7 @@ pub struct DeploymentStatusCounts {
 
 /// `DeploymentComplete` (`util/deployment_util.go`): updated, total and available replicas all
 /// equal `replicas`, and the status observed the current generation.
-pub fn deployment_complete(
-    replicas: i32,
-    generation: i64,
-    new_status: &DeploymentStatusCounts,
-) -> bool {
+pub fn deployment_complete(replicas: i32, generation: i64, new_status: &DeploymentStatusCounts) -> bool {
     new_status.updated_replicas == replicas
         && new_status.replicas == replicas
         && new_status.available_replicas == replicas
@@ -546,10 +474,7 @@ pub fn deployment_complete(
 
 /// `DeploymentProgressing` (`util/deployment_util.go`): more updated replicas, fewer old replicas
 /// (`replicas - updated`), more ready or more available replicas than in the previous status.
-pub fn deployment_progressing(
-    old_status: &DeploymentStatusCounts,
-    new_status: &DeploymentStatusCounts,
-) -> bool {
+pub fn deployment_progressing(old_status: &DeploymentStatusCounts, new_status: &DeploymentStatusCounts) -> bool {
     let old_old = i64::from(old_status.replicas) - i64::from(old_status.updated_replicas);
     let new_old = i64::from(new_status.replicas) - i64::from(new_status.updated_replicas);
     new_status.updated_replicas > old_status.updated_replicas
@@ -588,8 +513,7 @@ pub fn deployment_timed_out(
     if condition.reason == TIMED_OUT_REASON {
         return true;
     }
-    let deadline_ns =
-        i128::from(condition.last_update_ns) + i128::from(deadline_seconds) * 1_000_000_000;
+    let deadline_ns = i128::from(condition.last_update_ns) + i128::from(deadline_seconds) * 1_000_000_000;
     deadline_ns < i128::from(now_ns)
 }
 
@@ -599,26 +523,19 @@ pub fn parse_revision(annotation: Option<&str>) -> Result<i64, RulesError> {
     let value = annotation.unwrap_or("");
     value
         .parse::<i64>()
-        .map_err(|_| RulesError::InvalidArgument {
-            reason: format!("revision {value:?} is not an integer"),
-        })
+        .map_err(|_| RulesError::InvalidArgument { reason: format!("revision {value:?} is not an integer") })
 }
 
 /// `MaxRevision` (`util/deployment_util.go`): the largest parseable revision annotation, 0 if none;
 /// unparseable ones are skipped.
 pub fn max_revision<'a>(annotations: impl IntoIterator<Item = Option<&'a str>>) -> i64 {
-    annotations
-        .into_iter()
-        .filter_map(|a| parse_revision(a).ok())
-        .fold(0, i64::max)
+    annotations.into_iter().filter_map(|a| parse_revision(a).ok()).fold(0, i64::max)
 }
 
 /// The revision a new ReplicaSet gets: `MaxRevision(old ReplicaSets) + 1` (`getNewReplicaSet`,
 /// `sync.go`).
 pub fn next_revision(max_old_revision: i64) -> Result<i64, RulesError> {
-    max_old_revision
-        .checked_add(1)
-        .ok_or(RulesError::Overflow { what: "revision" })
+    max_old_revision.checked_add(1).ok_or(RulesError::Overflow { what: "revision" })
 }
 
 /// The alphabet of `rand.SafeEncodeString` (apimachinery `util/rand`): no vowels, no look-alikes.

@@ -50,10 +50,7 @@ pub(crate) fn round_quotient(num: u128, den: u128) -> Option<F64Value> {
             shift -= 1;
         }
         let exponent = i32::try_from(-shift).ok()?;
-        return Some(F64Value {
-            significand: u64::try_from(significand).ok()?,
-            exponent,
-        });
+        return Some(F64Value { significand: u64::try_from(significand).ok()?, exponent });
     }
     None
 }
@@ -117,24 +114,7 @@ mod tests {
 
     #[test]
     fn quotients_match_hardware_division() {
-        let samples = [
-            1u32,
-            2,
-            3,
-            7,
-            9,
-            10,
-            11,
-            33,
-            99,
-            100,
-            101,
-            110,
-            333,
-            1000,
-            65_537,
-            2_147_483_647,
-        ];
+        let samples = [1u32, 2, 3, 7, 9, 10, 11, 33, 99, 100, 101, 110, 333, 1000, 65_537, 2_147_483_647];
         for &a in &samples {
             for &b in &samples {
                 let v = round_quotient(u128::from(a), u128::from(b)).expect("nonzero");
@@ -145,18 +125,7 @@ mod tests {
 
     #[test]
     fn log2_matches_for_small_durations() {
-        for d in [
-            1u64,
-            2,
-            3,
-            4,
-            1023,
-            1024,
-            1025,
-            999_999_999,
-            1_000_000_000,
-            1 << 40,
-        ] {
+        for d in [1u64, 2, 3, 4, 1023, 1024, 1025, 999_999_999, 1_000_000_000, 1 << 40] {
             assert_eq!(floor_log2_as_f64(d), (d as f64).log2() as i64, "{d}");
         }
     }

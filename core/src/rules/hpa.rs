@@ -19,10 +19,7 @@ pub const DEFAULT_SCALE_UP_WINDOW_NS: u64 = 0;
 /// exact one `9 * target <= 10 * current <= 11 * target`, which we compute. (1.32 tested
 /// `|1 - ratio| <= 0.1` instead, which differs only at exactly 1.1: 1.32 scales, 1.33+ does not.)
 pub fn within_tolerance(current_utilization: i32, target_utilization: i32) -> bool {
-    let (c, t) = (
-        i64::from(current_utilization),
-        i64::from(target_utilization),
-    );
+    let (c, t) = (i64::from(current_utilization), i64::from(target_utilization));
     9 * t <= 10 * c && 10 * c <= 11 * t
 }
 
@@ -54,10 +51,9 @@ pub fn replicas_for_utilization(
     if within_tolerance(current_utilization, target_utilization) {
         return Ok(current_replicas);
     }
-    let Some(ratio) = round_quotient(
-        current_utilization.unsigned_abs().into(),
-        target_utilization.unsigned_abs().into(),
-    ) else {
+    let Some(ratio) =
+        round_quotient(current_utilization.unsigned_abs().into(), target_utilization.unsigned_abs().into())
+    else {
         return Ok(0);
     };
     let product = u128::from(ratio.significand) * u128::from(ready_pod_count.unsigned_abs());
@@ -65,9 +61,7 @@ pub fn replicas_for_utilization(
         return Ok(0);
     };
     rounded.exponent += ratio.exponent;
-    i32::try_from(ceil(rounded)).map_err(|_| RulesError::Overflow {
-        what: "desired replicas",
-    })
+    i32::try_from(ceil(rounded)).map_err(|_| RulesError::Overflow { what: "desired replicas" })
 }
 
 /// One timestamped recommendation (`timestampedRecommendation`).
@@ -105,11 +99,7 @@ impl Default for Stabilizer {
 impl Stabilizer {
     /// A stabilizer with these windows and no history.
     pub fn new(scale_up_window_ns: u64, scale_down_window_ns: u64) -> Self {
-        Stabilizer {
-            scale_up_window_ns,
-            scale_down_window_ns,
-            records: Vec::new(),
-        }
+        Stabilizer { scale_up_window_ns, scale_down_window_ns, records: Vec::new() }
     }
 
     /// The recorded recommendations.
@@ -138,10 +128,7 @@ impl Stabilizer {
             }
         }
         let recommendation = current.max(up).min(down);
-        let record = Recommendation {
-            time_ns: now_ns,
-            replicas: desired,
-        };
+        let record = Recommendation { time_ns: now_ns, replicas: desired };
         match old_index {
             Some(i) => self.records[i] = record,
             None => self.records.push(record),

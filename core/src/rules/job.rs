@@ -29,11 +29,7 @@ pub fn pod_failure_backoff_ns(failures_after_last_success: u32) -> u64 {
 /// `backoffRecord.getRemainingTime`: how long pod creation still waits at `now_ns` after the last
 /// failure at `last_failure_ns`; 0 once the backoff has elapsed (upstream: `backoff < elapsed`
 /// gives 0, so at exactly `elapsed == backoff` the remainder is 0 too).
-pub fn pod_failure_backoff_remaining_ns(
-    failures_after_last_success: u32,
-    last_failure_ns: u64,
-    now_ns: u64,
-) -> u64 {
+pub fn pod_failure_backoff_remaining_ns(failures_after_last_success: u32, last_failure_ns: u64, now_ns: u64) -> u64 {
     let backoff = pod_failure_backoff_ns(failures_after_last_success);
     let elapsed = now_ns.saturating_sub(last_failure_ns);
     backoff.saturating_sub(elapsed)
@@ -53,13 +49,7 @@ pub enum JobPodAction {
 /// The active pod count a Job wants (`manageJob`): without completions, `parallelism` until a pod
 /// succeeded, then the current `active` (let them finish); with completions,
 /// `completions - succeeded` clamped to `[0, parallelism]`. A suspended Job wants 0.
-pub fn want_active(
-    parallelism: i32,
-    completions: Option<i32>,
-    active: i32,
-    succeeded: i32,
-    suspended: bool,
-) -> i32 {
+pub fn want_active(parallelism: i32, completions: Option<i32>, active: i32, succeeded: i32, suspended: bool) -> i32 {
     if suspended {
         return 0;
     }
@@ -71,9 +61,7 @@ pub fn want_active(
                 parallelism
             }
         }
-        Some(c) => {
-            (i64::from(c) - i64::from(succeeded)).clamp(0, i64::from(parallelism.max(0))) as i32
-        }
+        Some(c) => (i64::from(c) - i64::from(succeeded)).clamp(0, i64::from(parallelism.max(0))) as i32,
     }
 }
 
@@ -101,10 +89,7 @@ pub fn backoff_limit_exceeded(failed: i32, backoff_limit: i32) -> bool {
 /// `pastBackoffLimitOnFailure`: for restartPolicy OnFailure, the restarts of all containers (init
 /// included) of Pending and Running pods summed; with backoffLimit 0 any restart exceeds it, else
 /// `restarts >= limit`.
-pub fn past_backoff_limit_on_failure(
-    total_restarts_of_active_pods: i64,
-    backoff_limit: i32,
-) -> bool {
+pub fn past_backoff_limit_on_failure(total_restarts_of_active_pods: i64, backoff_limit: i32) -> bool {
     if backoff_limit == 0 {
         total_restarts_of_active_pods > 0
     } else {

@@ -39,9 +39,7 @@ impl CrashLoopBackOff {
     /// 10, 20, 40, 80, 160, 300, 300, ... Records `now_ns` as the last update; returns the delay.
     pub fn next(&mut self, event_ns: u64, now_ns: u64) -> u64 {
         let backoff = match self.entry {
-            Some((backoff, _)) if !self.expired(event_ns) => {
-                backoff.saturating_mul(2).min(MAX_BACKOFF_NS)
-            }
+            Some((backoff, _)) if !self.expired(event_ns) => backoff.saturating_mul(2).min(MAX_BACKOFF_NS),
             _ => INITIAL_BACKOFF_NS,
         };
         self.entry = Some((backoff, now_ns));
@@ -53,9 +51,7 @@ impl CrashLoopBackOff {
     pub fn is_in_backoff_since(&self, finished_ns: u64, now_ns: u64) -> bool {
         match self.entry {
             None => false,
-            Some((backoff, _)) => {
-                !self.expired(finished_ns) && now_ns.saturating_sub(finished_ns) < backoff
-            }
+            Some((backoff, _)) => !self.expired(finished_ns) && now_ns.saturating_sub(finished_ns) < backoff,
         }
     }
 
@@ -65,9 +61,7 @@ impl CrashLoopBackOff {
     /// and sets 10 s; the next exit waits 10 s from its finish, then sets 20 s; and so on.
     pub fn on_sync_after_exit(&mut self, finished_ns: u64, now_ns: u64) -> Option<u64> {
         if self.is_in_backoff_since(finished_ns, now_ns) {
-            return self
-                .entry
-                .map(|(backoff, _)| finished_ns.saturating_add(backoff));
+            return self.entry.map(|(backoff, _)| finished_ns.saturating_add(backoff));
         }
         self.next(finished_ns, now_ns);
         None

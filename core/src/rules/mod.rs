@@ -58,10 +58,7 @@ impl fmt::Display for RulesError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RulesError::InvalidIntOrPercent { value } => {
-                write!(
-                    f,
-                    "invalid value for IntOrString: {value:?} is not an integer or a percentage"
-                )
+                write!(f, "invalid value for IntOrString: {value:?} is not an integer or a percentage")
             }
             RulesError::Overflow { what } => write!(f, "{what} overflows a 32-bit integer"),
             RulesError::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),

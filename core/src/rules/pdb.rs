@@ -44,27 +44,17 @@ pub fn pdb_numbers(
 ) -> Result<PdbNumbers, RulesError> {
     let (expected, desired) = if let Some(max_unavailable) = &spec.max_unavailable {
         let unavailable = max_unavailable.scaled_value(expected_scale, true)?;
-        (
-            expected_scale,
-            (i64::from(expected_scale) - i64::from(unavailable)).max(0),
-        )
+        (expected_scale, (i64::from(expected_scale) - i64::from(unavailable)).max(0))
     } else if let Some(min_available) = &spec.min_available {
         match min_available {
             IntOrPercent::Int(v) => (matching_pods, i64::from(*v)),
-            IntOrPercent::String(_) => (
-                expected_scale,
-                i64::from(min_available.scaled_value(expected_scale, true)?),
-            ),
+            IntOrPercent::String(_) => (expected_scale, i64::from(min_available.scaled_value(expected_scale, true)?)),
         }
     } else {
         (0, 0)
     };
     let allowed = i64::from(current_healthy) - desired;
-    let disruptions_allowed = if expected <= 0 || allowed <= 0 {
-        0
-    } else {
-        allowed
-    };
+    let disruptions_allowed = if expected <= 0 || allowed <= 0 { 0 } else { allowed };
     Ok(PdbNumbers {
         expected_pods: expected,
         desired_healthy: super::to_i32(desired, "desiredHealthy")?,

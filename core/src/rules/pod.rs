@@ -19,12 +19,7 @@ const NS_PER_SECOND: u64 = 1_000_000_000;
 /// is available (older releases used a strict `Before`). A zero (absent) lastTransitionTime is
 /// never available when `min_ready_seconds > 0`. A negative `min_ready_seconds` (rejected by
 /// validation) makes the deadline precede the transition, as in Go.
-pub fn is_pod_available(
-    ready: bool,
-    ready_since_ns: Option<u64>,
-    min_ready_seconds: i32,
-    now_ns: u64,
-) -> bool {
+pub fn is_pod_available(ready: bool, ready_since_ns: Option<u64>, min_ready_seconds: i32, now_ns: u64) -> bool {
     if !ready {
         return false;
     }
@@ -34,27 +29,21 @@ pub fn is_pod_available(
     match ready_since_ns {
         None => false,
         Some(since) => {
-            i128::from(since) + i128::from(min_ready_seconds) * i128::from(NS_PER_SECOND)
-                <= i128::from(now_ns)
+            i128::from(since) + i128::from(min_ready_seconds) * i128::from(NS_PER_SECOND) <= i128::from(now_ns)
         }
     }
 }
 
 /// The moment a pod becomes available, for scheduling a resync: `None` if it never will by time
 /// alone (not ready, or no transition time with `min_ready_seconds > 0`).
-pub fn pod_available_at_ns(
-    ready: bool,
-    ready_since_ns: Option<u64>,
-    min_ready_seconds: i32,
-) -> Option<u64> {
+pub fn pod_available_at_ns(ready: bool, ready_since_ns: Option<u64>, min_ready_seconds: i32) -> Option<u64> {
     if !ready {
         return None;
     }
     if min_ready_seconds <= 0 {
         return Some(ready_since_ns.unwrap_or(0));
     }
-    ready_since_ns?
-        .checked_add(u64::from(min_ready_seconds.unsigned_abs()).checked_mul(NS_PER_SECOND)?)
+    ready_since_ns?.checked_add(u64::from(min_ready_seconds.unsigned_abs()).checked_mul(NS_PER_SECOND)?)
 }
 
 /// A pod's phase.
@@ -133,19 +122,13 @@ pub fn parse_pod_deletion_cost(annotation: Option<&str>) -> i32 {
 /// active related pods on its node (unassigned pods share the node name `""`). `related_active_nodes`
 /// holds the node name of every active related pod (pods of all ReplicaSets of the same owner,
 /// including the pods to rank).
-pub fn ranks_by_related_pods_on_same_node(
-    pods_to_rank_nodes: &[&str],
-    related_active_nodes: &[&str],
-) -> Vec<i32> {
+pub fn ranks_by_related_pods_on_same_node(pods_to_rank_nodes: &[&str], related_active_nodes: &[&str]) -> Vec<i32> {
     let mut per_node: BTreeMap<&str, i32> = BTreeMap::new();
     for node in related_active_nodes {
         let count = per_node.entry(node).or_insert(0);
         *count = count.saturating_add(1);
     }
-    pods_to_rank_nodes
-        .iter()
-        .map(|node| per_node.get(node).copied().unwrap_or(0))
-        .collect()
+    pods_to_rank_nodes.iter().map(|node| per_node.get(node).copied().unwrap_or(0)).collect()
 }
 
 /// `afterOrZero`: t1 is after t2, a zero time counting as after any non-zero time.
@@ -170,13 +153,7 @@ fn logarithmic_rank_diff(t1: u64, t2: u64, now_ns: u64) -> i64 {
 
 /// Compares two timestamps under LogarithmicScaleDown: `None` when equal (fall through), else
 /// whether `a` goes first.
-fn log_scale_less(
-    a_time: Option<u64>,
-    b_time: Option<u64>,
-    a_uid: &str,
-    b_uid: &str,
-    now_ns: u64,
-) -> Option<bool> {
+fn log_scale_less(a_time: Option<u64>, b_time: Option<u64>, a_uid: &str, b_uid: &str, now_ns: u64) -> Option<bool> {
     if a_time == b_time {
         return None;
     }
@@ -221,9 +198,7 @@ pub fn deletion_less(a: &PodRankInfo, b: &PodRankInfo, now_ns: u64) -> bool {
         return a.related_pods_on_node > b.related_pods_on_node;
     }
     if a.ready && b.ready {
-        if let Some(less) =
-            log_scale_less(a.ready_since_ns, b.ready_since_ns, &a.uid, &b.uid, now_ns)
-        {
+        if let Some(less) = log_scale_less(a.ready_since_ns, b.ready_since_ns, &a.uid, &b.uid, now_ns) {
             return less;
         }
     }
@@ -248,16 +223,8 @@ pub fn deletion_less(a: &PodRankInfo, b: &PodRankInfo, now_ns: u64) -> bool {
 /// which Go's `sort.Sort` also gives some order); std's sort may panic on such a comparison.
 pub fn rank_pods_for_deletion(pods: &[PodRankInfo], now_ns: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..pods.len()).collect();
-    order.sort_by(|&x, &y| {
-        pods[x]
-            .uid
-            .cmp(&pods[y].uid)
-            .then_with(|| pods[x].name.cmp(&pods[y].name))
-            .then(x.cmp(&y))
-    });
-    merge_sort_by_less(&mut order, &|x, y| {
-        deletion_less(&pods[x], &pods[y], now_ns)
-    });
+    order.sort_by(|&x, &y| pods[x].uid.cmp(&pods[y].uid).then_with(|| pods[x].name.cmp(&pods[y].name)).then(x.cmp(&y)));
+    merge_sort_by_less(&mut order, &|x, y| deletion_less(&pods[x], &pods[y], now_ns));
     order
 }
 

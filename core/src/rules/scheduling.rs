@@ -95,22 +95,15 @@ pub fn toleration_tolerates_taint(toleration: &Toleration, taint: &Taint) -> boo
 
 /// `TolerationsTolerateTaint`: some toleration tolerates the taint.
 pub fn tolerations_tolerate_taint(tolerations: &[Toleration], taint: &Taint) -> bool {
-    tolerations
-        .iter()
-        .any(|t| toleration_tolerates_taint(t, taint))
+    tolerations.iter().any(|t| toleration_tolerates_taint(t, taint))
 }
 
 /// `FindMatchingUntoleratedTaint` with `DoNotScheduleTaintsFilterFunc`: the first NoSchedule or
 /// NoExecute taint, in the node's order, that no toleration tolerates.
-pub fn find_untolerated_taint<'a>(
-    taints: &'a [Taint],
-    tolerations: &[Toleration],
-) -> Option<&'a Taint> {
+pub fn find_untolerated_taint<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Option<&'a Taint> {
     taints.iter().find(|taint| {
-        matches!(
-            taint.effect,
-            TaintEffect::NoSchedule | TaintEffect::NoExecute
-        ) && !tolerations_tolerate_taint(tolerations, taint)
+        matches!(taint.effect, TaintEffect::NoSchedule | TaintEffect::NoExecute)
+            && !tolerations_tolerate_taint(tolerations, taint)
     })
 }
 
@@ -123,14 +116,8 @@ pub fn find_untolerated_taint<'a>(
 /// sets tolerationSeconds (tolerated forever). Seconds are counted from when the taint was added.
 pub fn min_toleration_seconds(tolerations: &[Toleration], node_taints: &[Taint]) -> Option<i64> {
     let mut min_seconds: Option<i64> = None;
-    for taint in node_taints
-        .iter()
-        .filter(|t| t.effect == TaintEffect::NoExecute)
-    {
-        let Some(used) = tolerations
-            .iter()
-            .find(|t| toleration_tolerates_taint(t, taint))
-        else {
+    for taint in node_taints.iter().filter(|t| t.effect == TaintEffect::NoExecute) {
+        let Some(used) = tolerations.iter().find(|t| toleration_tolerates_taint(t, taint)) else {
             return Some(0);
         };
         if let Some(seconds) = used.toleration_seconds {
@@ -156,17 +143,11 @@ pub enum NoExecuteVerdict {
 
 /// The eviction verdict for a pod on a node (see [`min_toleration_seconds`]).
 pub fn no_execute_verdict(tolerations: &[Toleration], node_taints: &[Taint]) -> NoExecuteVerdict {
-    let no_execute: Vec<&Taint> = node_taints
-        .iter()
-        .filter(|t| t.effect == TaintEffect::NoExecute)
-        .collect();
+    let no_execute: Vec<&Taint> = node_taints.iter().filter(|t| t.effect == TaintEffect::NoExecute).collect();
     if no_execute.is_empty() {
         return NoExecuteVerdict::Stay;
     }
-    if no_execute
-        .iter()
-        .any(|taint| !tolerations_tolerate_taint(tolerations, taint))
-    {
+    if no_execute.iter().any(|taint| !tolerations_tolerate_taint(tolerations, taint)) {
         return NoExecuteVerdict::EvictNow;
     }
     match min_toleration_seconds(tolerations, node_taints) {
@@ -243,22 +224,10 @@ impl NodeFitInfo {
     /// Accounts a pod placed (or assumed) on this node.
     pub fn add_pod(&mut self, pod: &PodFitInfo) {
         let nonzero = pod.nonzero_requests();
-        self.requested.cpu_millis = self
-            .requested
-            .cpu_millis
-            .saturating_add(pod.requests.cpu_millis);
-        self.requested.memory_bytes = self
-            .requested
-            .memory_bytes
-            .saturating_add(pod.requests.memory_bytes);
-        self.nonzero_requested.cpu_millis = self
-            .nonzero_requested
-            .cpu_millis
-            .saturating_add(nonzero.cpu_millis);
-        self.nonzero_requested.memory_bytes = self
-            .nonzero_requested
-            .memory_bytes
-            .saturating_add(nonzero.memory_bytes);
+        self.requested.cpu_millis = self.requested.cpu_millis.saturating_add(pod.requests.cpu_millis);
+        self.requested.memory_bytes = self.requested.memory_bytes.saturating_add(pod.requests.memory_bytes);
+        self.nonzero_requested.cpu_millis = self.nonzero_requested.cpu_millis.saturating_add(nonzero.cpu_millis);
+        self.nonzero_requested.memory_bytes = self.nonzero_requested.memory_bytes.saturating_add(nonzero.memory_bytes);
         self.pod_count = self.pod_count.saturating_add(1);
     }
 }
@@ -266,11 +235,8 @@ impl NodeFitInfo {
 /// NodeUnschedulable `Filter`: a cordoned node rejects pods that do not tolerate the
 /// `node.kubernetes.io/unschedulable:NoSchedule` taint.
 pub fn filter_node_unschedulable(pod: &PodFitInfo, node: &NodeFitInfo) -> Vec<String> {
-    let taint = Taint {
-        key: TAINT_NODE_UNSCHEDULABLE.to_string(),
-        value: String::new(),
-        effect: TaintEffect::NoSchedule,
-    };
+    let taint =
+        Taint { key: TAINT_NODE_UNSCHEDULABLE.to_string(), value: String::new(), effect: TaintEffect::NoSchedule };
     if node.unschedulable && !tolerations_tolerate_taint(&pod.tolerations, &taint) {
         vec![REASON_UNSCHEDULABLE.to_string()]
     } else {
@@ -283,20 +249,14 @@ pub fn filter_node_unschedulable(pod: &PodFitInfo, node: &NodeFitInfo) -> Vec<St
 /// way, through the taints the node lifecycle controller puts on them.
 pub fn filter_taint_toleration(pod: &PodFitInfo, node: &NodeFitInfo) -> Vec<String> {
     match find_untolerated_taint(&node.taints, &pod.tolerations) {
-        Some(taint) => vec![format!(
-            "node(s) had untolerated taint {{{}: {}}}",
-            taint.key, taint.value
-        )],
+        Some(taint) => vec![format!("node(s) had untolerated taint {{{}: {}}}", taint.key, taint.value)],
         None => Vec::new(),
     }
 }
 
 /// NodeAffinity `Filter`, nodeSelector part: every selector label must be on the node.
 pub fn filter_node_selector(pod: &PodFitInfo, node: &NodeFitInfo) -> Vec<String> {
-    let matches = pod
-        .node_selector
-        .iter()
-        .all(|(k, v)| node.labels.get(k) == Some(v));
+    let matches = pod.node_selector.iter().all(|(k, v)| node.labels.get(k) == Some(v));
     if matches {
         Vec::new()
     } else {
@@ -316,17 +276,11 @@ pub fn filter_resources(pod: &PodFitInfo, node: &NodeFitInfo) -> Vec<String> {
     if request.cpu_millis == 0 && request.memory_bytes == 0 {
         return reasons;
     }
-    let free_cpu = node
-        .allocatable
-        .cpu_millis
-        .saturating_sub(node.requested.cpu_millis);
+    let free_cpu = node.allocatable.cpu_millis.saturating_sub(node.requested.cpu_millis);
     if request.cpu_millis > 0 && request.cpu_millis > free_cpu {
         reasons.push(REASON_INSUFFICIENT_CPU.to_string());
     }
-    let free_memory = node
-        .allocatable
-        .memory_bytes
-        .saturating_sub(node.requested.memory_bytes);
+    let free_memory = node.allocatable.memory_bytes.saturating_sub(node.requested.memory_bytes);
     if request.memory_bytes > 0 && request.memory_bytes > free_memory {
         reasons.push(REASON_INSUFFICIENT_MEMORY.to_string());
     }
@@ -337,12 +291,8 @@ pub fn filter_resources(pod: &PodFitInfo, node: &NodeFitInfo) -> Vec<String> {
 /// NodeAffinity, NodeResourcesFit) and, as the framework does, stops at the first plugin that
 /// rejects the node. Empty: the node fits.
 pub fn filter_node(pod: &PodFitInfo, node: &NodeFitInfo) -> Vec<String> {
-    let filters: [fn(&PodFitInfo, &NodeFitInfo) -> Vec<String>; 4] = [
-        filter_node_unschedulable,
-        filter_taint_toleration,
-        filter_node_selector,
-        filter_resources,
-    ];
+    let filters: [fn(&PodFitInfo, &NodeFitInfo) -> Vec<String>; 4] =
+        [filter_node_unschedulable, filter_taint_toleration, filter_node_selector, filter_resources];
     for filter in filters {
         let reasons = filter(pod, node);
         if !reasons.is_empty() {
@@ -365,10 +315,7 @@ pub fn summarize_unschedulable(num_all_nodes: usize, per_node_reasons: &[Vec<Str
             *counts.entry(reason.as_str()).or_insert(0) += 1;
         }
     }
-    let mut parts: Vec<String> = counts
-        .iter()
-        .map(|(reason, count)| format!("{count} {reason}"))
-        .collect();
+    let mut parts: Vec<String> = counts.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
     parts.sort();
     let mut message = format!("0/{num_all_nodes} nodes are available:");
     if parts.is_empty() {
@@ -396,15 +343,11 @@ pub fn least_requested_score(requested: i64, capacity: i64) -> i64 {
 pub fn least_allocated_score(pod: &PodFitInfo, node: &NodeFitInfo) -> i64 {
     let pod_request = pod.nonzero_requests();
     let cpu = least_requested_score(
-        node.nonzero_requested
-            .cpu_millis
-            .saturating_add(pod_request.cpu_millis),
+        node.nonzero_requested.cpu_millis.saturating_add(pod_request.cpu_millis),
         node.allocatable.cpu_millis,
     );
     let memory = least_requested_score(
-        node.nonzero_requested
-            .memory_bytes
-            .saturating_add(pod_request.memory_bytes),
+        node.nonzero_requested.memory_bytes.saturating_add(pod_request.memory_bytes),
         node.allocatable.memory_bytes,
     );
     (cpu + memory) / 2
@@ -422,8 +365,7 @@ pub fn spread_scores(workload_pods_per_node: &[i64]) -> Vec<i64> {
             if max <= 0 {
                 MAX_NODE_SCORE
             } else {
-                let score =
-                    i128::from(MAX_NODE_SCORE) * i128::from(max - count.max(0)) / i128::from(max);
+                let score = i128::from(MAX_NODE_SCORE) * i128::from(max - count.max(0)) / i128::from(max);
                 i64::try_from(score).unwrap_or(0)
             }
         })
@@ -433,10 +375,8 @@ pub fn spread_scores(workload_pods_per_node: &[i64]) -> Vec<i64> {
 /// TaintToleration score input: the number of PreferNoSchedule taints the pod does not tolerate
 /// (`countIntolerableTaintsPreferNoSchedule`); upstream then normalizes in reverse (fewer is better).
 pub fn count_intolerable_prefer_no_schedule(taints: &[Taint], tolerations: &[Toleration]) -> i64 {
-    let prefer: Vec<&Toleration> = tolerations
-        .iter()
-        .filter(|t| t.effect.is_none() || t.effect == Some(TaintEffect::PreferNoSchedule))
-        .collect();
+    let prefer: Vec<&Toleration> =
+        tolerations.iter().filter(|t| t.effect.is_none() || t.effect == Some(TaintEffect::PreferNoSchedule)).collect();
     let count = taints
         .iter()
         .filter(|taint| taint.effect == TaintEffect::PreferNoSchedule)
