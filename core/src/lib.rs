@@ -1,5 +1,8 @@
 //! kubedst-core: the Kubernetes model.
 
+pub mod api;
+pub mod cache;
+pub mod controller;
 pub mod manifest;
 pub mod objects;
 pub mod rules;

@@ -1,0 +1,466 @@
+//! The wire protocol of the simulated cluster: API requests and their results, watch events, the
+//! API server's requests to etcd, and the pod network's requests. One message type ([`Msg`]) and
+//! one timer type ([`Timer`]) serve every component, because the engine runs one simulation type.
+//!
+//! Objects travel as `Rc<Object>`: a message is cloned when the network duplicates it and an object
+//! is shared by the store, the watch cache and every informer that holds it, so sharing beats
+//! copying. A run is single-threaded, so `Rc` (not `Arc`) is enough.
+
+use crate::objects::{Kind, Object};
+use crate::store::Revision;
+use kubedst_sim::{stable_hash_str, TraceDigest};
+use std::fmt;
+use std::rc::Rc;
+
+/// Identifies an object: kind, namespace (empty for cluster-scoped kinds) and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(kind: Kind, namespace: &str, name: &str) -> ObjectKey {
+        ObjectKey { kind, namespace: namespace.to_string(), name: name.to_string() }
+    }
+
+    /// The key of an object, with the namespace defaulted as the API server does.
+    pub fn of(object: &Object) -> ObjectKey {
+        let meta = object.meta();
+        ObjectKey { kind: object.kind(), namespace: namespace_of(object), name: meta.name.clone() }
+    }
+
+    /// The store key: `/registry/<kind>/<namespace>/<name>`, as kube-apiserver lays out etcd.
+    pub fn store_key(&self) -> String {
+        format!("/registry/{}/{}/{}", self.kind.as_str(), self.namespace, self.name)
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}/{}", self.kind.as_str(), self.name)
+        } else {
+            write!(f, "{}/{}/{}", self.kind.as_str(), self.namespace, self.name)
+        }
+    }
+}
+
+/// The store prefix of every object of a kind (in one namespace, if given).
+pub fn store_prefix(kind: Kind, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(namespace) => format!("/registry/{}/{}/", kind.as_str(), namespace),
+        None => format!("/registry/{}/", kind.as_str()),
+    }
+}
+
+/// The namespace an object lives in: `default` when a namespaced object names none, empty for
+/// cluster-scoped kinds.
+pub fn namespace_of(object: &Object) -> String {
+    if object.kind().is_namespaced() {
+        object.meta().namespace.clone().unwrap_or_else(|| "default".to_string())
+    } else {
+        String::new()
+    }
+}
+
+/// An object's resourceVersion as the store revision it encodes (0 if absent or not a number).
+pub fn resource_version_of(object: &Object) -> Revision {
+    object.meta().resource_version.as_deref().and_then(|rv| rv.parse().ok()).unwrap_or(0)
+}
+
+/// How a delete treats dependents (`propagationPolicy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Propagation {
+    Background,
+    Foreground,
+    Orphan,
+}
+
+/// Where a list may be served from (`resourceVersion` of a list request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ListFrom {
+    /// `resourceVersion=""`: a quorum read from etcd.
+    Quorum,
+    /// `resourceVersion="0"`: whatever the API server's watch cache holds, possibly stale.
+    Cache,
+}
+
+/// One API call.
+#[derive(Clone, Debug)]
+pub enum ApiRequest {
+    Create {
+        object: Rc<Object>,
+    },
+    /// A conditional update if the object carries a resourceVersion, else unconditional (allowed
+    /// for the built-in kinds modelled here, as Kubernetes allows it for pods and workloads).
+    Update {
+        object: Rc<Object>,
+    },
+    /// The status subresource: only `status` is taken from the object; the spec stays.
+    UpdateStatus {
+        object: Rc<Object>,
+    },
+    Delete {
+        key: ObjectKey,
+        /// `preconditions.uid`: delete only this incarnation of the name.
+        uid: Option<String>,
+        grace_period_seconds: Option<i64>,
+        propagation: Option<Propagation>,
+    },
+    Get {
+        key: ObjectKey,
+    },
+    List {
+        kind: Kind,
+        namespace: Option<String>,
+        from: ListFrom,
+    },
+    /// `pods/binding`: bind a pod to a node, once.
+    Bind {
+        namespace: String,
+        pod: String,
+        uid: Option<String>,
+        node: String,
+    },
+    /// `pods/eviction`: delete a pod if its disruption budgets allow it (429 if not).
+    Evict {
+        namespace: String,
+        pod: String,
+    },
+}
+
+impl ApiRequest {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            ApiRequest::Create { .. } => "create",
+            ApiRequest::Update { .. } => "update",
+            ApiRequest::UpdateStatus { .. } => "update-status",
+            ApiRequest::Delete { .. } => "delete",
+            ApiRequest::Get { .. } => "get",
+            ApiRequest::List { .. } => "list",
+            ApiRequest::Bind { .. } => "bind",
+            ApiRequest::Evict { .. } => "evict",
+        }
+    }
+
+    /// The kind the request is about.
+    pub fn kind(&self) -> Kind {
+        match self {
+            ApiRequest::Create { object } | ApiRequest::Update { object } | ApiRequest::UpdateStatus { object } => {
+                object.kind()
+            }
+            ApiRequest::Delete { key, .. } | ApiRequest::Get { key } => key.kind,
+            ApiRequest::List { kind, .. } => *kind,
+            ApiRequest::Bind { .. } | ApiRequest::Evict { .. } => Kind::Pod,
+        }
+    }
+}
+
+/// A successful API call's result.
+#[derive(Clone, Debug)]
+pub enum ApiOk {
+    Object(Rc<Object>),
+    List {
+        items: Vec<Rc<Object>>,
+        resource_version: Revision,
+    },
+    /// A delete: the object as deleted, or as now terminating (graceful deletion, finalizers).
+    Deleted(Rc<Object>),
+}
+
+/// The reasons of Kubernetes' `Status` errors that the model produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ApiErrorReason {
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    Forbidden,
+    Gone,
+    TooManyRequests,
+    /// The API server could not reach etcd in time; the write may or may not have happened.
+    Timeout,
+    ServiceUnavailable,
+}
+
+impl ApiErrorReason {
+    /// The HTTP status code Kubernetes answers with.
+    pub fn code(self) -> u16 {
+        match self {
+            ApiErrorReason::NotFound => 404,
+            ApiErrorReason::AlreadyExists | ApiErrorReason::Conflict => 409,
+            ApiErrorReason::Invalid => 422,
+            ApiErrorReason::Forbidden => 403,
+            ApiErrorReason::Gone => 410,
+            ApiErrorReason::TooManyRequests => 429,
+            ApiErrorReason::Timeout => 504,
+            ApiErrorReason::ServiceUnavailable => 503,
+        }
+    }
+}
+
+/// A failed API call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub reason: ApiErrorReason,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(reason: ApiErrorReason, message: impl Into<String>) -> ApiError {
+        ApiError { reason, message: message.into() }
+    }
+
+    pub fn code(&self) -> u16 {
+        self.reason.code()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}: {}", self.code(), self.reason, self.message)
+    }
+}
+
+pub type ApiResult = Result<ApiOk, ApiError>;
+
+/// What a client asks to watch. Sent as the first message on a stream to an API server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchRequest {
+    pub kind: Kind,
+    pub namespace: Option<String>,
+    /// `fieldSelector=spec.nodeName=<node>` (pods only): what a kubelet watches.
+    pub node_name: Option<String>,
+    /// Events after this revision are sent; an older one than the cache holds gets 410 Gone.
+    pub resource_version: Revision,
+}
+
+/// One event on a watch stream.
+#[derive(Clone, Debug)]
+pub enum WatchEvent {
+    Added(Rc<Object>),
+    Modified(Rc<Object>),
+    Deleted(Rc<Object>),
+    /// Progress: everything up to this revision has been sent.
+    Bookmark(Revision),
+    /// 410 Gone: the requested revision is compacted; the client must relist. The stream closes.
+    Gone,
+}
+
+/// A write the API server asks etcd to make atomically.
+#[derive(Clone, Debug)]
+pub enum EtcdRequest {
+    /// Put `value` at `key` if the key's mod revision is `expected_mod_revision` (0: absent).
+    Put {
+        key: String,
+        value: Rc<Object>,
+        expected_mod_revision: Revision,
+    },
+    /// Delete `key` if its mod revision is `expected_mod_revision`.
+    Delete {
+        key: String,
+        expected_mod_revision: Revision,
+    },
+    Get {
+        key: String,
+    },
+    Range {
+        prefix: String,
+    },
+    /// Sent on a stream: stream every change after `after_revision`.
+    Watch {
+        after_revision: Revision,
+    },
+}
+
+/// One key's value with its revisions.
+#[derive(Clone, Debug)]
+pub struct EtcdKv {
+    pub key: String,
+    pub value: Rc<Object>,
+    pub mod_revision: Revision,
+}
+
+/// etcd's answers.
+#[derive(Clone, Debug)]
+pub enum EtcdResponse {
+    /// A write happened at `revision`.
+    Written {
+        revision: Revision,
+    },
+    /// The compare failed; `current` is what the key holds (None: absent).
+    CompareFailed {
+        current: Option<EtcdKv>,
+        revision: Revision,
+    },
+    Value {
+        kv: Option<EtcdKv>,
+        revision: Revision,
+    },
+    Values {
+        kvs: Vec<EtcdKv>,
+        revision: Revision,
+    },
+    /// On a watch stream: the changes, in revision order. `value` is None for a delete.
+    Events {
+        events: Vec<EtcdEvent>,
+    },
+    /// On a watch stream: the start revision is compacted.
+    Compacted {
+        compact_revision: Revision,
+    },
+}
+
+/// A change streamed from etcd to the API servers' watch caches.
+#[derive(Clone, Debug)]
+pub struct EtcdEvent {
+    pub key: String,
+    pub revision: Revision,
+    /// The new value, or None for a delete.
+    pub value: Option<Rc<Object>>,
+    /// The value before the change (what a delete deleted).
+    pub prev: Option<Rc<Object>>,
+}
+
+/// A request on the pod network: a client's call to a Service, forwarded by kube-proxy to a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// Unique per traffic source, for the outcome log.
+    pub id: u64,
+    /// The Service (namespace/name) the client called.
+    pub service: String,
+    /// The pod IP kube-proxy chose; empty until the proxy has chosen.
+    pub pod_ip: String,
+}
+
+/// How a request to a Service ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HttpOutcome {
+    /// The pod served it.
+    Ok,
+    /// kube-proxy had no ready endpoint for the Service.
+    NoEndpoints,
+    /// The chosen pod did not run or was not serving (connection refused).
+    Refused,
+    /// No answer in time (a partition, a crashed node, a paused process).
+    Timeout,
+    /// The client could not resolve the Service's name.
+    DnsFailure,
+}
+
+/// Every message of the Kubernetes model.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    Api(ApiRequest),
+    ApiResult(ApiResult),
+    Watch(WatchRequest),
+    WatchEvent(WatchEvent),
+    Etcd(EtcdRequest),
+    EtcdResult(EtcdResponse),
+    Http(HttpRequest),
+    HttpResult {
+        id: u64,
+        outcome: HttpOutcome,
+        pod_ip: String,
+    },
+    /// DNS: resolve `namespace/name` of a Service; the answer is its ClusterIP, if any.
+    DnsQuery {
+        service: String,
+    },
+    DnsAnswer {
+        service: String,
+        cluster_ip: Option<String>,
+    },
+}
+
+fn object_digest(object: &Object) -> u64 {
+    let meta = object.meta();
+    stable_hash_str(&meta.name) ^ resource_version_of(object).rotate_left(17) ^ (object.kind() as u64) << 56
+}
+
+impl TraceDigest for Msg {
+    fn trace_digest(&self) -> u64 {
+        match self {
+            Msg::Api(request) => {
+                let base = stable_hash_str(request.verb());
+                match request {
+                    ApiRequest::Create { object }
+                    | ApiRequest::Update { object }
+                    | ApiRequest::UpdateStatus { object } => base ^ object_digest(object),
+                    ApiRequest::Delete { key, .. } | ApiRequest::Get { key } => base ^ stable_hash_str(&key.name),
+                    ApiRequest::List { kind, .. } => base ^ *kind as u64,
+                    ApiRequest::Bind { pod, node, .. } => base ^ stable_hash_str(pod) ^ stable_hash_str(node) << 1,
+                    ApiRequest::Evict { pod, .. } => base ^ stable_hash_str(pod),
+                }
+            }
+            Msg::ApiResult(Ok(ApiOk::Object(object))) | Msg::ApiResult(Ok(ApiOk::Deleted(object))) => {
+                1 ^ object_digest(object)
+            }
+            Msg::ApiResult(Ok(ApiOk::List { items, resource_version })) => {
+                2 ^ items.len() as u64 ^ resource_version << 8
+            }
+            Msg::ApiResult(Err(err)) => 3 ^ u64::from(err.code()) << 8,
+            Msg::Watch(request) => 4 ^ request.resource_version << 8 ^ request.kind as u64,
+            Msg::WatchEvent(WatchEvent::Added(object)) => 5 ^ object_digest(object),
+            Msg::WatchEvent(WatchEvent::Modified(object)) => 6 ^ object_digest(object),
+            Msg::WatchEvent(WatchEvent::Deleted(object)) => 7 ^ object_digest(object),
+            Msg::WatchEvent(WatchEvent::Bookmark(revision)) => 8 ^ revision << 8,
+            Msg::WatchEvent(WatchEvent::Gone) => 9,
+            Msg::Etcd(EtcdRequest::Put { key, expected_mod_revision, .. }) => {
+                10 ^ stable_hash_str(key) ^ expected_mod_revision << 8
+            }
+            Msg::Etcd(EtcdRequest::Delete { key, expected_mod_revision }) => {
+                11 ^ stable_hash_str(key) ^ expected_mod_revision << 8
+            }
+            Msg::Etcd(EtcdRequest::Get { key }) => 12 ^ stable_hash_str(key),
+            Msg::Etcd(EtcdRequest::Range { prefix }) => 13 ^ stable_hash_str(prefix),
+            Msg::Etcd(EtcdRequest::Watch { after_revision }) => 14 ^ after_revision << 8,
+            Msg::EtcdResult(EtcdResponse::Written { revision }) => 15 ^ revision << 8,
+            Msg::EtcdResult(EtcdResponse::CompareFailed { revision, .. }) => 16 ^ revision << 8,
+            Msg::EtcdResult(EtcdResponse::Value { revision, .. }) => 17 ^ revision << 8,
+            Msg::EtcdResult(EtcdResponse::Values { kvs, revision }) => 18 ^ revision << 8 ^ (kvs.len() as u64) << 40,
+            Msg::EtcdResult(EtcdResponse::Events { events }) => {
+                19 ^ events.last().map_or(0, |event| event.revision) << 8 ^ (events.len() as u64) << 40
+            }
+            Msg::EtcdResult(EtcdResponse::Compacted { compact_revision }) => 20 ^ compact_revision << 8,
+            Msg::Http(request) => 21 ^ request.id << 8 ^ stable_hash_str(&request.pod_ip),
+            Msg::HttpResult { id, outcome, .. } => 22 ^ id << 8 ^ (*outcome as u64) << 4,
+            Msg::DnsQuery { service } => 23 ^ stable_hash_str(service),
+            Msg::DnsAnswer { service, cluster_ip } => {
+                24 ^ stable_hash_str(service) ^ cluster_ip.as_deref().map_or(0, stable_hash_str).rotate_left(3)
+            }
+        }
+    }
+}
+
+/// Every timer of the Kubernetes model: a closed set, so a trace names what fired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// A component's periodic work (heartbeats, resyncs, status posts, compaction).
+    Tick(&'static str),
+    /// Relist or rewatch informer `index` after a backoff.
+    InformerRetry { index: usize },
+    /// A rate-limited work item is due again (the work queue's backoff).
+    Requeue { key: ObjectKey },
+    /// The kubelet's per-pod work: probe, start, restart, kill after the grace period.
+    PodWork { uid: String, what: &'static str },
+    /// The traffic source's next request.
+    NextRequest,
+    /// Anything a user-written component needs; the number is its own.
+    User(u64),
+}
+
+impl TraceDigest for Timer {
+    fn trace_digest(&self) -> u64 {
+        match self {
+            Timer::Tick(name) => 1 ^ stable_hash_str(name) << 4,
+            Timer::InformerRetry { index } => 2 ^ (*index as u64) << 4,
+            Timer::Requeue { key } => 3 ^ stable_hash_str(&key.to_string()) << 4,
+            Timer::PodWork { uid, what } => 4 ^ (stable_hash_str(uid) ^ stable_hash_str(what).rotate_left(7)) << 4,
+            Timer::NextRequest => 5,
+            Timer::User(value) => 6 ^ value << 4,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The informers' local cache: every object of the watched kinds as a client last saw it, in
+//! deterministic maps, with an index of objects by their controlling owner's uid.
+//!
+//! This is a component's view, which may be stale. Invariant checkers never read it; they read
+//! ground truth (the store, the runtimes).
+
+use crate::api::ObjectKey;
+use crate::objects::{Kind, Object};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+/// A change the cache applied, as informers report it to event handlers.
+#[derive(Clone, Debug)]
+pub enum CacheEvent {
+    Added(Rc<Object>),
+    /// Old and new.
+    Updated(Rc<Object>, Rc<Object>),
+    Deleted(Rc<Object>),
+}
+
+impl CacheEvent {
+    /// The object as it is now (or was, when deleted).
+    pub fn object(&self) -> &Rc<Object> {
+        match self {
+            CacheEvent::Added(object) | CacheEvent::Updated(_, object) | CacheEvent::Deleted(object) => object,
+        }
+    }
+}
+
+/// Objects by kind, namespace and name.
+#[derive(Clone, Debug, Default)]
+pub struct Cache {
+    objects: BTreeMap<Kind, BTreeMap<(String, String), Rc<Object>>>,
+    /// (kind of dependent, controller uid) -> dependents' (namespace, name).
+    by_controller: BTreeMap<(Kind, String), BTreeSet<(String, String)>>,
+}
+
+impl Cache {
+    pub fn new() -> Cache {
+        Cache::default()
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<&Rc<Object>> {
+        self.objects.get(&key.kind)?.get(&(key.namespace.clone(), key.name.clone()))
+    }
+
+    pub fn get_by(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Rc<Object>> {
+        self.objects.get(&kind)?.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// Every object of `kind` (in `namespace`, if given), ordered by namespace and name.
+    pub fn list(&self, kind: Kind, namespace: Option<&str>) -> Vec<&Rc<Object>> {
+        let Some(objects) = self.objects.get(&kind) else { return Vec::new() };
+        match namespace {
+            None => objects.values().collect(),
+            Some(namespace) => objects
+                .range((namespace.to_string(), String::new())..)
+                .take_while(|((ns, _), _)| ns == namespace)
+                .map(|(_, object)| object)
+                .collect(),
+        }
+    }
+
+    pub fn len(&self, kind: Kind) -> usize {
+        self.objects.get(&kind).map_or(0, BTreeMap::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.values().all(BTreeMap::is_empty)
+    }
+
+    /// Objects of `kind` whose controlling owner has `owner_uid`.
+    pub fn controlled_by(&self, kind: Kind, owner_uid: &str) -> Vec<&Rc<Object>> {
+        let Some(names) = self.by_controller.get(&(kind, owner_uid.to_string())) else { return Vec::new() };
+        names.iter().filter_map(|(namespace, name)| self.get_by(kind, namespace, name)).collect()
+    }
+
+    /// Inserts or replaces an object; returns the event (None if it is the same revision).
+    pub fn upsert(&mut self, object: Rc<Object>) -> Option<CacheEvent> {
+        let key = ObjectKey::of(&object);
+        let slot = (key.namespace.clone(), key.name.clone());
+        let previous = self.objects.entry(key.kind).or_default().insert(slot.clone(), object.clone());
+        if let Some(previous) = &previous {
+            if previous.meta().resource_version == object.meta().resource_version
+                && previous.meta().resource_version.is_some()
+            {
+                return None;
+            }
+            self.unindex(&key, previous);
+        }
+        self.index(&key, &object);
+        Some(match previous {
+            Some(previous) => CacheEvent::Updated(previous, object),
+            None => CacheEvent::Added(object),
+        })
+    }
+
+    /// Removes an object; returns the event if it was there.
+    pub fn remove(&mut self, key: &ObjectKey) -> Option<CacheEvent> {
+        let removed = self.objects.get_mut(&key.kind)?.remove(&(key.namespace.clone(), key.name.clone()))?;
+        self.unindex(key, &removed);
+        Some(CacheEvent::Deleted(removed))
+    }
+
+    /// Replaces every object of `kind` with `items` (a relist); returns the differences as events,
+    /// so handlers see deletions that happened while the watch was down.
+    pub fn replace(&mut self, kind: Kind, items: Vec<Rc<Object>>) -> Vec<CacheEvent> {
+        let mut events = Vec::new();
+        let fresh: BTreeSet<(String, String)> =
+            items.iter().map(|object| (crate::api::namespace_of(object), object.meta().name.clone())).collect();
+        let stale: Vec<ObjectKey> = self
+            .objects
+            .get(&kind)
+            .map(|objects| {
+                objects
+                    .keys()
+                    .filter(|slot| !fresh.contains(*slot))
+                    .map(|(namespace, name)| ObjectKey::new(kind, namespace, name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for key in stale {
+            events.extend(self.remove(&key));
+        }
+        for object in items {
+            events.extend(self.upsert(object));
+        }
+        events
+    }
+
+    fn index(&mut self, key: &ObjectKey, object: &Object) {
+        if let Some(owner) = object.meta().controller_ref() {
+            self.by_controller
+                .entry((key.kind, owner.uid.clone()))
+                .or_default()
+                .insert((key.namespace.clone(), key.name.clone()));
+        }
+    }
+
+    fn unindex(&mut self, key: &ObjectKey, object: &Object) {
+        if let Some(owner) = object.meta().controller_ref() {
+            let index_key = (key.kind, owner.uid.clone());
+            if let Some(names) = self.by_controller.get_mut(&index_key) {
+                names.remove(&(key.namespace.clone(), key.name.clone()));
+                if names.is_empty() {
+                    self.by_controller.remove(&index_key);
+                }
+            }
+        }
+    }
+}
