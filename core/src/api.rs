@@ -442,8 +442,8 @@ pub enum Timer {
     Tick(&'static str),
     /// Relist or rewatch informer `index` after a backoff.
     InformerRetry { index: usize },
-    /// A rate-limited work item is due again (the work queue's backoff).
-    Requeue { key: ObjectKey },
+    /// A work item of reconciler `controller` is due again (a requeue or the queue's backoff).
+    Requeue { controller: usize, key: ObjectKey },
     /// The kubelet's per-pod work: probe, start, restart, kill after the grace period.
     PodWork { uid: String, what: &'static str },
     /// The traffic source's next request.
@@ -457,7 +457,7 @@ impl TraceDigest for Timer {
         match self {
             Timer::Tick(name) => 1 ^ stable_hash_str(name) << 4,
             Timer::InformerRetry { index } => 2 ^ (*index as u64) << 4,
-            Timer::Requeue { key } => 3 ^ stable_hash_str(&key.to_string()) << 4,
+            Timer::Requeue { controller, key } => 3 ^ (stable_hash_str(&key.to_string()) ^ *controller as u64) << 4,
             Timer::PodWork { uid, what } => 4 ^ (stable_hash_str(uid) ^ stable_hash_str(what).rotate_left(7)) << 4,
             Timer::NextRequest => 5,
             Timer::User(value) => 6 ^ value << 4,

@@ -52,7 +52,7 @@ pub struct ReconcileContext<'a> {
 }
 
 /// A controller's logic.
-pub trait Reconciler {
+pub trait Reconciler: std::any::Any {
     /// A short name for traces and reports (`replicaset`, `deployment`, `scheduler`, ...).
     fn name(&self) -> &'static str;
 

@@ -1,8 +1,17 @@
 //! kubedst-core: the Kubernetes model.
 
+// A guard folded into a match arm hides a second condition in a pattern; nested ifs read better here.
+#![allow(clippy::collapsible_match)]
+
 pub mod api;
+pub mod apiserver;
 pub mod cache;
+pub mod client;
+pub mod cluster;
 pub mod controller;
+pub mod etcd;
+pub mod host;
+pub mod kubectl;
 pub mod manifest;
 pub mod objects;
 pub mod rules;

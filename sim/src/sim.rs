@@ -141,6 +141,8 @@ struct StreamState {
     open: bool,
     /// Whether the acceptor has been told of the stream; only then is it told of the break.
     accepted: bool,
+    /// The end that closed the stream; nothing more may be sent on it.
+    closing: Option<ComponentId>,
 }
 
 enum Payload<M> {
@@ -149,6 +151,9 @@ enum Payload<M> {
     Response(RequestId, M),
     StreamOpen(StreamId),
     Stream(StreamId, M),
+    /// The closing end's FIN: it arrives after everything the closer sent, then the peer hears
+    /// of the close.
+    StreamClose(StreamId),
 }
 
 enum Heal {
@@ -217,6 +222,7 @@ impl<M, T> Event<M, T> {
             Event::Deliver { payload: Payload::Response(..), .. } => "response",
             Event::Deliver { payload: Payload::StreamOpen(_), .. } => "stream open",
             Event::Deliver { payload: Payload::Stream(..), .. } => "stream message",
+            Event::Deliver { payload: Payload::StreamClose(_), .. } => "stream close",
             Event::Timer { .. } => "timer",
             Event::RequestTimeout { .. } => "request timeout",
             Event::StreamBroken { .. } => "stream break",
@@ -445,6 +451,15 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             self.schedule(self.now, Event::Start { component: id, incarnation: 0 });
         }
         id
+    }
+
+    /// Hands `msg` to component `to` from outside the simulated network (a test harness or a
+    /// scenario's user action), at the current time, as if the component had sent it to itself.
+    pub fn inject(&mut self, to: ComponentId, msg: M) {
+        let machine = self.slots[to.0 as usize].machine;
+        self.network.totals.sent += 1;
+        self.network.totals.in_flight += 1;
+        self.schedule(self.now, Event::Deliver { from: to, to, from_machine: machine.0, payload: Payload::Plain(msg) });
     }
 
     /// Schedules every fault of `schedule` (offsets from time zero). Unknown machine names and
@@ -1082,7 +1097,9 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             Some(DropReason::Partition)
         } else {
             match &payload {
-                Payload::StreamOpen(id) | Payload::Stream(id, _) if !self.streams.get(id).is_some_and(|s| s.open) => {
+                Payload::StreamOpen(id) | Payload::Stream(id, _) | Payload::StreamClose(id)
+                    if !self.streams.get(id).is_some_and(|s| s.open) =>
+                {
                     Some(DropReason::StreamBroken)
                 }
                 _ => None,
@@ -1095,10 +1112,10 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                 | Payload::Request(_, msg)
                 | Payload::Response(_, msg)
                 | Payload::Stream(_, msg) => msg.trace_digest(),
-                Payload::StreamOpen(id) => id.0,
+                Payload::StreamOpen(id) | Payload::StreamClose(id) => id.0,
             };
             self.record(RecordKind::Drop(reason), to.0, from.0, detail, String::new);
-            if let Payload::StreamOpen(id) | Payload::Stream(id, _) = payload {
+            if let Payload::StreamOpen(id) | Payload::Stream(id, _) | Payload::StreamClose(id) = payload {
                 self.break_stream(id);
             }
             return;
@@ -1135,6 +1152,9 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                 }
                 self.record(RecordKind::StreamOpen, to.0, from.0, id.0, String::new);
                 self.invoke(to, Input::StreamOpened { id, from });
+            }
+            Payload::StreamClose(id) => {
+                self.break_stream(id);
             }
             Payload::Stream(id, msg) => {
                 let digest = msg.trace_digest();
@@ -1196,6 +1216,7 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
                         last_arrival_ns: [0; 2],
                         open: true,
                         accepted: false,
+                        closing: None,
                     },
                 );
                 if self.network.is_blocked(machine.0, to_machine) || self.network.is_blocked(to_machine, machine.0) {
@@ -1205,8 +1226,15 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
             }
             Effect::StreamSend { id, msg } => self.send_on_stream(me, id, Payload::Stream(id, msg)),
             Effect::CloseStream { id } => {
-                if self.streams.get(&id).is_some_and(|stream| stream.open && stream.ends.contains(&me)) {
-                    self.break_stream(id);
+                if self
+                    .streams
+                    .get(&id)
+                    .is_some_and(|stream| stream.open && stream.closing.is_none() && stream.ends.contains(&me))
+                {
+                    self.send_on_stream(me, id, Payload::StreamClose(id));
+                    if let Some(stream) = self.streams.get_mut(&id) {
+                        stream.closing = Some(me);
+                    }
                 }
             }
             Effect::SetTimer { id, after, timer } => {
@@ -1281,7 +1309,8 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         let direction = if stream.ends[0] == me { 0 } else { 1 };
         let (src, dst) = (stream.machines[direction], stream.machines[1 - direction]);
         let to = stream.ends[1 - direction];
-        if !stream.open {
+        let closed_by_other = stream.closing.is_some();
+        if !stream.open || closed_by_other {
             self.network.count_drop(src, dst, DropReason::StreamBroken);
             self.record(RecordKind::Drop(DropReason::StreamBroken), to.0, me.0, id.0, String::new);
             return;
@@ -1309,7 +1338,8 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         }
         stream.open = false;
         let ends = if stream.accepted { &stream.ends[..] } else { &stream.ends[..1] };
-        let ends = ends.to_vec();
+        // The end that closed the stream does not hear of its own close.
+        let ends: Vec<ComponentId> = ends.iter().copied().filter(|end| Some(*end) != stream.closing).collect();
         self.streams_broken += 1;
         for end in ends {
             let slot = &self.slots[end.0 as usize];

@@ -1,0 +1,158 @@
+//! Builds a simulated cluster: machines and the components on them, wired together.
+//!
+//! Layout: `etcd-0` runs etcd; `control-plane-<i>` runs an API server, a controller manager and a
+//! scheduler; `node-<i>` runs a kubelet and kube-proxy; `client` runs the user's kubectl.
+
+use crate::api::{ApiOk, ApiRequest, ApiResult, Msg, ObjectKey, Timer};
+use crate::apiserver::{ApiServer, ApiServerConfig};
+use crate::controller::Reconciler;
+use crate::etcd::Etcd;
+use crate::host::ControllerHost;
+use crate::kubectl::Kubectl;
+use crate::objects::{Kind, Object};
+use kubedst_sim::{ComponentId, MachineId, RunError, Sim, SimConfig, Time};
+use std::rc::Rc;
+
+/// Builds the reconcilers of one controller-manager replica (again after each restart).
+pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
+
+/// What to build.
+#[derive(Clone)]
+pub struct ClusterConfig {
+    pub sim: SimConfig,
+    pub control_plane_replicas: u32,
+    pub watch_cache_capacity: usize,
+    /// Reconcilers of each controller-manager replica; empty: no controller manager.
+    pub controllers: Option<ReconcilerFactory>,
+    /// Reconcilers of each scheduler replica; empty: no scheduler.
+    pub scheduler: Option<ReconcilerFactory>,
+}
+
+impl ClusterConfig {
+    pub fn new(seed: u64) -> ClusterConfig {
+        ClusterConfig {
+            sim: SimConfig::new(seed),
+            control_plane_replicas: 1,
+            watch_cache_capacity: 10_000,
+            controllers: None,
+            scheduler: None,
+        }
+    }
+}
+
+/// A built cluster: the simulation and where each component is.
+pub struct Cluster {
+    pub sim: Sim<Msg, Timer>,
+    pub etcd: ComponentId,
+    pub etcd_machine: MachineId,
+    pub api_servers: Vec<ComponentId>,
+    pub control_plane_machines: Vec<MachineId>,
+    pub controller_managers: Vec<ComponentId>,
+    pub schedulers: Vec<ComponentId>,
+    pub kubectl: ComponentId,
+    /// Requests handed to kubectl so far.
+    submitted: usize,
+}
+
+impl Cluster {
+    pub fn build(config: ClusterConfig) -> Cluster {
+        let mut sim: Sim<Msg, Timer> = Sim::new(config.sim.clone());
+        let etcd_machine = sim.add_machine("etcd-0");
+        let etcd = sim.add_component(etcd_machine, "etcd-0", |persisted| Box::new(Etcd::new(persisted)));
+        let mut api_servers = Vec::new();
+        let mut control_plane_machines = Vec::new();
+        for index in 0..config.control_plane_replicas.max(1) {
+            let machine = sim.add_machine(&format!("control-plane-{index}"));
+            control_plane_machines.push(machine);
+            let mut api_config = ApiServerConfig::new(etcd);
+            api_config.watch_cache_capacity = config.watch_cache_capacity;
+            api_servers.push(sim.add_component(machine, &format!("kube-apiserver-{index}"), move |_| {
+                Box::new(ApiServer::new(api_config.clone()))
+            }));
+        }
+        let mut controller_managers = Vec::new();
+        let mut schedulers = Vec::new();
+        for (index, &machine) in control_plane_machines.iter().enumerate() {
+            // Each replica prefers its local API server, as a kubeadm control plane is wired.
+            let mut servers = api_servers.clone();
+            servers.rotate_left(index);
+            if let Some(factory) = config.controllers.clone() {
+                let servers = servers.clone();
+                controller_managers.push(sim.add_component(
+                    machine,
+                    &format!("kube-controller-manager-{index}"),
+                    move |_| Box::new(ControllerHost::new(servers.clone(), factory())),
+                ));
+            }
+            if let Some(factory) = config.scheduler.clone() {
+                let servers = servers.clone();
+                schedulers.push(sim.add_component(machine, &format!("kube-scheduler-{index}"), move |_| {
+                    Box::new(ControllerHost::new(servers.clone(), factory()))
+                }));
+            }
+        }
+        let client_machine = sim.add_machine("client");
+        let servers = api_servers.clone();
+        let kubectl = sim.add_component(client_machine, "kubectl", move |_| Box::new(Kubectl::new(servers.clone())));
+        Cluster {
+            sim,
+            etcd,
+            etcd_machine,
+            api_servers,
+            control_plane_machines,
+            controller_managers,
+            schedulers,
+            kubectl,
+            submitted: 0,
+        }
+    }
+
+    /// Hands a request to the user's kubectl; it is sent at the current virtual time.
+    pub fn submit(&mut self, request: ApiRequest) {
+        self.submitted += 1;
+        self.sim.inject(self.kubectl, Msg::Api(request));
+    }
+
+    /// `kubectl create` of an object.
+    pub fn create(&mut self, object: Object) {
+        self.submit(ApiRequest::Create { object: Rc::new(object) });
+    }
+
+    /// The results kubectl has logged, in order.
+    pub fn kubectl_log(&self) -> &[crate::kubectl::KubectlResult] {
+        &self.sim.component::<Kubectl>(self.kubectl).expect("kubectl runs on a machine no fault touches").log
+    }
+
+    /// The result of the last request kubectl finished.
+    pub fn last_result(&self) -> Option<&ApiResult> {
+        self.kubectl_log().last().map(|entry| &entry.result)
+    }
+
+    /// Runs until kubectl has an answer for everything submitted (or `limit`).
+    pub fn run_until_answered(&mut self, limit: Time) -> Result<(), RunError> {
+        let (kubectl, submitted) = (self.kubectl, self.submitted);
+        self.sim.run_while(|sim| {
+            sim.now() < limit && sim.component::<Kubectl>(kubectl).is_some_and(|kubectl| kubectl.log.len() < submitted)
+        })
+    }
+
+    /// Ground truth: the object as etcd holds it now.
+    pub fn stored(&self, key: &ObjectKey) -> Option<Rc<Object>> {
+        let etcd = self.sim.component::<Etcd>(self.etcd)?;
+        etcd.store().get(&key.store_key()).map(|kv| kv.value.clone())
+    }
+
+    /// Ground truth: every object of `kind` in etcd.
+    pub fn stored_all(&self, kind: Kind) -> Vec<Rc<Object>> {
+        let Some(etcd) = self.sim.component::<Etcd>(self.etcd) else { return Vec::new() };
+        etcd.store().list(&crate::api::store_prefix(kind, None)).into_iter().map(|kv| kv.value.clone()).collect()
+    }
+}
+
+/// The object of a successful result, for tests.
+pub fn ok_object(result: &ApiResult) -> Option<&Rc<Object>> {
+    match result {
+        Ok(ApiOk::Object(object)) | Ok(ApiOk::Deleted(object)) => Some(object),
+        _ => None,
+    }
+}
