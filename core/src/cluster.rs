@@ -9,9 +9,12 @@ use crate::controller::Reconciler;
 use crate::etcd::Etcd;
 use crate::host::ControllerHost;
 use crate::kubectl::Kubectl;
+use crate::node::{Dns, KubeProxy, Kubelet, NodeConfig, Traffic};
 use crate::objects::{Kind, Object};
 use kubedst_sim::{ComponentId, MachineId, RunError, Sim, SimConfig, Time};
+use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Builds the reconcilers of one controller-manager replica (again after each restart).
 pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
@@ -26,6 +29,18 @@ pub struct ClusterConfig {
     pub controllers: Option<ReconcilerFactory>,
     /// Reconcilers of each scheduler replica; empty: no scheduler.
     pub scheduler: Option<ReconcilerFactory>,
+    /// Worker nodes, each with a kubelet and kube-proxy.
+    pub nodes: Vec<NodeConfig>,
+    /// Traffic sources: which Service (`namespace/name`) they call, from which node, how often.
+    pub traffic: Vec<TrafficConfig>,
+}
+
+/// A traffic source.
+#[derive(Clone, Debug)]
+pub struct TrafficConfig {
+    pub service: String,
+    pub node: usize,
+    pub interval: Duration,
 }
 
 impl ClusterConfig {
@@ -36,6 +51,8 @@ impl ClusterConfig {
             watch_cache_capacity: 10_000,
             controllers: None,
             scheduler: None,
+            nodes: Vec::new(),
+            traffic: Vec::new(),
         }
     }
 }
@@ -50,6 +67,11 @@ pub struct Cluster {
     pub controller_managers: Vec<ComponentId>,
     pub schedulers: Vec<ComponentId>,
     pub kubectl: ComponentId,
+    pub node_machines: Vec<MachineId>,
+    pub kubelets: Vec<ComponentId>,
+    pub proxies: Vec<ComponentId>,
+    pub dns: ComponentId,
+    pub traffic: Vec<ComponentId>,
     /// Requests handed to kubectl so far.
     submitted: usize,
 }
@@ -91,6 +113,40 @@ impl Cluster {
                 }));
             }
         }
+        let dns = sim.add_component(control_plane_machines[0], "coredns", {
+            let servers = api_servers.clone();
+            move |_| Box::new(Dns::new(servers.clone()))
+        });
+        let mut node_machines = Vec::new();
+        let mut kubelets = Vec::new();
+        for node in &config.nodes {
+            let machine = sim.add_machine(&node.name);
+            node_machines.push(machine);
+            let (node, servers) = (node.clone(), api_servers.clone());
+            kubelets.push(sim.add_component(machine, &format!("kubelet/{}", node.name), move |_| {
+                Box::new(Kubelet::new(node.clone(), servers.clone()))
+            }));
+        }
+        let kubelet_by_node: Rc<BTreeMap<String, ComponentId>> =
+            Rc::new(config.nodes.iter().map(|node| node.name.clone()).zip(kubelets.iter().copied()).collect());
+        let mut proxies = Vec::new();
+        for (node, &machine) in config.nodes.iter().zip(&node_machines) {
+            let (servers, kubelet_by_node) = (api_servers.clone(), kubelet_by_node.clone());
+            proxies.push(sim.add_component(machine, &format!("kube-proxy/{}", node.name), move |_| {
+                Box::new(KubeProxy::new(servers.clone(), kubelet_by_node.clone()))
+            }));
+        }
+        let mut traffic = Vec::new();
+        for (index, source) in config.traffic.iter().enumerate() {
+            let node = source.node.min(node_machines.len().saturating_sub(1));
+            let (machine, proxy) = (node_machines[node], proxies[node]);
+            let source = source.clone();
+            traffic.push(sim.add_component(machine, &format!("traffic-{index}"), move |persisted| {
+                let mut traffic = Traffic::new(&source.service, source.interval, dns, proxy);
+                traffic.restore(persisted);
+                Box::new(traffic)
+            }));
+        }
         let client_machine = sim.add_machine("client");
         let servers = api_servers.clone();
         let kubectl = sim.add_component(client_machine, "kubectl", move |_| Box::new(Kubectl::new(servers.clone())));
@@ -103,6 +159,11 @@ impl Cluster {
             controller_managers,
             schedulers,
             kubectl,
+            node_machines,
+            kubelets,
+            proxies,
+            dns,
+            traffic,
             submitted: 0,
         }
     }

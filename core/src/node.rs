@@ -1,0 +1,527 @@
+//! The node's components: the kubelet (with the container runtime it drives), kube-proxy, the
+//! cluster DNS, and a traffic source that calls Services and logs every outcome.
+//!
+//! Ground truth lives here: the runtime knows which containers really run and serve, and the
+//! traffic log knows which requests really succeeded.
+
+use crate::api::{ApiOk, ApiRequest, HttpOutcome, HttpRequest, Msg, ObjectKey, Timer};
+use crate::cache::Cache;
+use crate::client::{ApiClient, Informer, InformerOutcome};
+use crate::kubelet_logic::{PodIpPool, PodWorkers};
+use crate::objects::cluster::{LeaseSpec, NodeResources, NodeSpec, NodeStatus, Taint};
+use crate::objects::meta::ConditionStatus;
+use crate::objects::{Bytes, Kind, Lease, Millicores, Node, Object, ObjectMeta, StringMap};
+use crate::proxy::ProxyTable;
+use crate::runtime::{ContainerRuntime, ImageBehaviors};
+use kubedst_sim::{Component, ComponentId, Ctx, Input, ReplyTo, RequestId, TimerId};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Kubelets renew their node Lease this often (leaseDuration 40 s).
+pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
+pub const LEASE_DURATION_SECONDS: i32 = 40;
+/// The kubelet reports node status this often when nothing changes (nodeStatusReportFrequency).
+pub const NODE_STATUS_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What a node is.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub name: String,
+    /// The node's index, which picks its pod IP range.
+    pub index: u8,
+    pub cpu_millicores: u64,
+    pub memory_bytes: u64,
+    pub max_pods: u64,
+    pub labels: StringMap,
+    pub taints: Vec<Taint>,
+    pub images: ImageBehaviors,
+}
+
+impl NodeConfig {
+    pub fn new(name: &str, index: u8) -> NodeConfig {
+        let mut labels = StringMap::new();
+        labels.insert("kubernetes.io/hostname".to_string(), name.to_string());
+        NodeConfig {
+            name: name.to_string(),
+            index,
+            cpu_millicores: 4_000,
+            memory_bytes: 16 << 30,
+            max_pods: 110,
+            labels,
+            taints: Vec::new(),
+            images: ImageBehaviors::default(),
+        }
+    }
+
+    pub fn host_ip(&self) -> String {
+        format!("192.168.{}.{}", self.index / 250, self.index % 250 + 1)
+    }
+
+    fn node_object(&self, now_ns: u64) -> Node {
+        let resources = NodeResources {
+            cpu: Some(Millicores(self.cpu_millicores)),
+            memory: Some(Bytes(self.memory_bytes)),
+            pods: Some(Bytes(self.max_pods)),
+        };
+        let mut status = NodeStatus { capacity: resources.clone(), allocatable: resources, ..NodeStatus::default() };
+        crate::apiserver::set_condition(&mut status.conditions, "Ready", ConditionStatus::True, now_ns);
+        if let Some(ready) = status.conditions.iter_mut().find(|c| c.condition_type == "Ready") {
+            ready.reason = Some("KubeletReady".to_string());
+            ready.last_heartbeat_time_ns = Some(now_ns);
+        }
+        Node {
+            metadata: ObjectMeta { name: self.name.clone(), labels: self.labels.clone(), ..ObjectMeta::default() },
+            spec: NodeSpec { taints: self.taints.clone(), ..NodeSpec::default() },
+            status,
+        }
+    }
+}
+
+/// What an API call of the kubelet was for.
+#[derive(Debug)]
+enum KubeletCall {
+    RegisterNode,
+    RenewLease,
+    CreateLease,
+    NodeStatus,
+    PodStatus,
+    FinalDelete,
+}
+
+/// The kubelet of one node, with the node's container runtime.
+pub struct Kubelet {
+    config: NodeConfig,
+    client: ApiClient,
+    informers: Vec<Informer>,
+    cache: Cache,
+    workers: PodWorkers,
+    runtime: ContainerRuntime,
+    calls: BTreeMap<RequestId, KubeletCall>,
+    wake: Option<(TimerId, u64)>,
+    registered: bool,
+    /// Counters for reports.
+    pub pod_syncs: u64,
+    pub requests_served: u64,
+}
+
+impl Kubelet {
+    pub fn new(config: NodeConfig, api_servers: Vec<ComponentId>) -> Kubelet {
+        let mut pods = Informer::new(0, Kind::Pod);
+        pods.node_name = Some(config.name.clone());
+        let informers = vec![pods, Informer::new(1, Kind::ConfigMap), Informer::new(2, Kind::Secret)];
+        let workers = PodWorkers::new(&config.name, &config.host_ip(), PodIpPool::for_node_index(config.index));
+        let runtime = ContainerRuntime::new(config.images.clone());
+        Kubelet {
+            config,
+            client: ApiClient::new(api_servers),
+            informers,
+            cache: Cache::new(),
+            workers,
+            runtime,
+            calls: BTreeMap::new(),
+            wake: None,
+            registered: false,
+            pod_syncs: 0,
+            requests_served: 0,
+        }
+    }
+
+    /// Ground truth: the node's containers.
+    pub fn runtime(&self) -> &ContainerRuntime {
+        &self.runtime
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn call(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, request: ApiRequest, what: KubeletCall) {
+        let id = self.client.send(ctx, request);
+        self.calls.insert(id, what);
+    }
+
+    fn renew_lease(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, create: bool) {
+        let now_ns = ctx.now().as_nanos();
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: self.config.name.clone(),
+                namespace: Some("kube-node-lease".to_string()),
+                ..ObjectMeta::default()
+            },
+            spec: LeaseSpec {
+                holder_identity: Some(self.config.name.clone()),
+                lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+                renew_time_ns: Some(now_ns),
+                ..LeaseSpec::default()
+            },
+        };
+        let object = Rc::new(Object::Lease(lease));
+        if create {
+            self.call(ctx, ApiRequest::Create { object }, KubeletCall::CreateLease);
+        } else {
+            self.call(ctx, ApiRequest::Update { object }, KubeletCall::RenewLease);
+        }
+    }
+
+    fn post_node_status(&mut self, ctx: &mut Ctx<'_, Msg, Timer>) {
+        let node = self.config.node_object(ctx.now().as_nanos());
+        self.call(ctx, ApiRequest::UpdateStatus { object: Rc::new(Object::Node(node)) }, KubeletCall::NodeStatus);
+    }
+
+    /// Runs the pod workers and carries out what they decide.
+    fn sync_pods(&mut self, ctx: &mut Ctx<'_, Msg, Timer>) {
+        if !self.informers[0].synced {
+            return;
+        }
+        self.pod_syncs += 1;
+        let now_ns = ctx.now().as_nanos();
+        let desired: Vec<Rc<Object>> = self.cache.list(Kind::Pod, None).into_iter().cloned().collect();
+        let config_synced = self.informers[1].synced && self.informers[2].synced;
+        let actions = self.workers.sync(now_ns, &desired, &mut self.runtime, config_synced.then_some(&self.cache));
+        for update in actions.status_updates {
+            let object = Rc::new(Object::Pod(update.pod));
+            self.call(ctx, ApiRequest::UpdateStatus { object }, KubeletCall::PodStatus);
+        }
+        for delete in actions.final_deletes {
+            let request = ApiRequest::Delete {
+                key: delete.key,
+                uid: Some(delete.uid),
+                grace_period_seconds: Some(0),
+                propagation: None,
+            };
+            self.call(ctx, request, KubeletCall::FinalDelete);
+        }
+        if let Some(wake_ns) = actions.next_wakeup_ns {
+            let current = self.wake.map(|(_, at)| at);
+            if current != Some(wake_ns) {
+                if let Some((timer, _)) = self.wake.take() {
+                    ctx.cancel_timer(timer);
+                }
+                let after = Duration::from_nanos(wake_ns.saturating_sub(now_ns));
+                let timer = ctx.set_timer(after, Timer::Tick("kubelet-sync"));
+                self.wake = Some((timer, wake_ns));
+            }
+        }
+    }
+}
+
+impl Component<Msg, Timer> for Kubelet {
+    fn handle(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, input: Input<Msg, Timer>) {
+        match &input {
+            Input::Start => {
+                let node = self.config.node_object(ctx.now().as_nanos());
+                self.call(ctx, ApiRequest::Create { object: Rc::new(Object::Node(node)) }, KubeletCall::RegisterNode);
+                for informer in &mut self.informers {
+                    informer.start(ctx, &mut self.client);
+                }
+                ctx.set_timer(LEASE_RENEW_INTERVAL, Timer::Tick("kubelet-lease"));
+                ctx.set_timer(NODE_STATUS_REPORT_INTERVAL, Timer::Tick("kubelet-node-status"));
+                return;
+            }
+            Input::Request { reply, msg: Msg::Http(request) } => {
+                // The pod network: this node answers for its pods' IPs.
+                self.requests_served += 1;
+                let serving = self.runtime.is_serving(&request.pod_ip, ctx.now().as_nanos());
+                let outcome = if serving { HttpOutcome::Ok } else { HttpOutcome::Refused };
+                let msg = Msg::HttpResult { id: request.id, outcome, pod_ip: request.pod_ip.clone() };
+                ctx.respond(*reply, msg);
+                return;
+            }
+            _ => {}
+        }
+        for informer in &mut self.informers {
+            if let InformerOutcome::Events(events) = informer.handle(ctx, &mut self.client, &mut self.cache, &input) {
+                if !events.is_empty() || informer.synced {
+                    self.sync_pods(ctx);
+                }
+                return;
+            }
+        }
+        match input {
+            Input::Timer { id, timer: Timer::Tick("kubelet-sync") } => {
+                if self.wake.is_some_and(|(timer, _)| timer == id) {
+                    self.wake = None;
+                }
+                self.sync_pods(ctx);
+            }
+            Input::Timer { timer: Timer::Tick("kubelet-lease"), .. } => {
+                self.renew_lease(ctx, false);
+                ctx.set_timer(LEASE_RENEW_INTERVAL, Timer::Tick("kubelet-lease"));
+            }
+            Input::Timer { timer: Timer::Tick("kubelet-node-status"), .. } => {
+                self.post_node_status(ctx);
+                ctx.set_timer(NODE_STATUS_REPORT_INTERVAL, Timer::Tick("kubelet-node-status"));
+            }
+            Input::Response { id, msg: Msg::ApiResult(result) } => {
+                let Some(call) = self.calls.remove(&id) else { return };
+                match (call, result) {
+                    (KubeletCall::RegisterNode, _) => {
+                        // Registered now or before a restart: either way the node exists.
+                        self.registered = true;
+                        self.renew_lease(ctx, true);
+                        self.post_node_status(ctx);
+                    }
+                    (KubeletCall::RenewLease, Err(error)) if error.reason == crate::api::ApiErrorReason::NotFound => {
+                        self.renew_lease(ctx, true);
+                    }
+                    (KubeletCall::PodStatus | KubeletCall::FinalDelete, Ok(ApiOk::Object(_) | ApiOk::Deleted(_))) => {}
+                    _ => {}
+                }
+            }
+            Input::RequestTimedOut { id } => {
+                if let Some(call) = self.calls.remove(&id) {
+                    self.client.fail_over();
+                    if let KubeletCall::RegisterNode = call {
+                        let node = self.config.node_object(ctx.now().as_nanos());
+                        self.call(ctx, ApiRequest::Create { object: Rc::new(Object::Node(node)) }, KubeletCall::RegisterNode);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn pending(&self) -> Vec<String> {
+        if self.registered {
+            Vec::new()
+        } else {
+            vec![format!("node {} is not registered", self.config.name)]
+        }
+    }
+}
+
+/// kube-proxy: Services and EndpointSlices into a routing table; it forwards its node's client
+/// requests to the chosen pod's node.
+pub struct KubeProxy {
+    client: ApiClient,
+    informers: Vec<Informer>,
+    cache: Cache,
+    table: ProxyTable,
+    /// Node name -> that node's kubelet, which answers for the node's pod IPs.
+    kubelets: Rc<BTreeMap<String, ComponentId>>,
+    forwarded: BTreeMap<RequestId, (ReplyTo, HttpRequest)>,
+    pub request_timeout: Duration,
+}
+
+impl KubeProxy {
+    pub fn new(api_servers: Vec<ComponentId>, kubelets: Rc<BTreeMap<String, ComponentId>>) -> KubeProxy {
+        KubeProxy {
+            client: ApiClient::new(api_servers),
+            informers: vec![Informer::new(0, Kind::Service), Informer::new(1, Kind::EndpointSlice)],
+            cache: Cache::new(),
+            table: ProxyTable::new(),
+            kubelets,
+            forwarded: BTreeMap::new(),
+            request_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// Ground truth of what this proxy would route to.
+    pub fn table(&self) -> &ProxyTable {
+        &self.table
+    }
+
+    fn route(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, reply: ReplyTo, mut request: HttpRequest) {
+        let Some(pod_ip) = self.table.route(&request.service, ctx.rng()) else {
+            let msg = Msg::HttpResult { id: request.id, outcome: HttpOutcome::NoEndpoints, pod_ip: String::new() };
+            ctx.respond(reply, msg);
+            return;
+        };
+        let node = self
+            .table
+            .endpoints(&request.service)
+            .into_iter()
+            .find(|endpoint| endpoint.address == pod_ip)
+            .and_then(|endpoint| endpoint.node_name);
+        let Some(kubelet) = node.and_then(|node| self.kubelets.get(&node).copied()) else {
+            let msg = Msg::HttpResult { id: request.id, outcome: HttpOutcome::Refused, pod_ip };
+            ctx.respond(reply, msg);
+            return;
+        };
+        request.pod_ip = pod_ip;
+        let id = ctx.request(kubelet, Msg::Http(request.clone()), self.request_timeout);
+        self.forwarded.insert(id, (reply, request));
+    }
+}
+
+impl Component<Msg, Timer> for KubeProxy {
+    fn handle(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, input: Input<Msg, Timer>) {
+        if let Input::Start = input {
+            for informer in &mut self.informers {
+                informer.start(ctx, &mut self.client);
+            }
+            return;
+        }
+        for informer in &mut self.informers {
+            if let InformerOutcome::Events(events) = informer.handle(ctx, &mut self.client, &mut self.cache, &input) {
+                for event in events {
+                    match event {
+                        crate::cache::CacheEvent::Added(object) | crate::cache::CacheEvent::Updated(_, object) => {
+                            self.table.upsert(&object)
+                        }
+                        crate::cache::CacheEvent::Deleted(object) => self.table.remove(&object),
+                    }
+                }
+                return;
+            }
+        }
+        match input {
+            Input::Request { reply, msg: Msg::Http(request) } => self.route(ctx, reply, request),
+            Input::Response { id, msg: Msg::HttpResult { id: request_id, outcome, pod_ip } } => {
+                if let Some((reply, _)) = self.forwarded.remove(&id) {
+                    ctx.respond(reply, Msg::HttpResult { id: request_id, outcome, pod_ip });
+                }
+            }
+            Input::RequestTimedOut { id } => {
+                if let Some((reply, request)) = self.forwarded.remove(&id) {
+                    let msg = Msg::HttpResult { id: request.id, outcome: HttpOutcome::Timeout, pod_ip: request.pod_ip };
+                    ctx.respond(reply, msg);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The cluster DNS: Service names to ClusterIPs, from a Service informer.
+pub struct Dns {
+    client: ApiClient,
+    informer: Informer,
+    cache: Cache,
+}
+
+impl Dns {
+    pub fn new(api_servers: Vec<ComponentId>) -> Dns {
+        Dns { client: ApiClient::new(api_servers), informer: Informer::new(0, Kind::Service), cache: Cache::new() }
+    }
+}
+
+impl Component<Msg, Timer> for Dns {
+    fn handle(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, input: Input<Msg, Timer>) {
+        if let Input::Start = input {
+            self.informer.start(ctx, &mut self.client);
+            return;
+        }
+        if let InformerOutcome::Events(_) = self.informer.handle(ctx, &mut self.client, &mut self.cache, &input) {
+            return;
+        }
+        if let Input::Request { reply, msg: Msg::DnsQuery { service } } = input {
+            let (namespace, name) = service.split_once('/').unwrap_or(("default", service.as_str()));
+            let cluster_ip = match self.cache.get(&ObjectKey::new(Kind::Service, namespace, name)).map(|o| &**o) {
+                Some(Object::Service(svc)) => svc.spec.cluster_ip.clone(),
+                _ => None,
+            };
+            ctx.respond(reply, Msg::DnsAnswer { service, cluster_ip });
+        }
+    }
+}
+
+/// One request's record in the traffic log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub id: u64,
+    /// True time is not visible to components; these are the traffic machine's clock readings.
+    pub sent_ns: u64,
+    pub done_ns: u64,
+    pub outcome: HttpOutcome,
+    pub pod_ip: String,
+}
+
+/// Calls one Service at a fixed rate through its node's kube-proxy, and logs every outcome.
+pub struct Traffic {
+    pub service: String,
+    pub interval: Duration,
+    dns: ComponentId,
+    proxy: ComponentId,
+    /// Resolved ClusterIP, refreshed every 30 s (a DNS TTL).
+    resolved: Option<(String, u64)>,
+    next_id: u64,
+    in_flight: BTreeMap<RequestId, (u64, u64)>,
+    dns_query: Option<RequestId>,
+    pub log: Vec<RequestRecord>,
+    pub enabled: bool,
+}
+
+impl Traffic {
+    pub fn new(service: &str, interval: Duration, dns: ComponentId, proxy: ComponentId) -> Traffic {
+        Traffic {
+            service: service.to_string(),
+            interval,
+            dns,
+            proxy,
+            resolved: None,
+            next_id: 0,
+            in_flight: BTreeMap::new(),
+            dns_query: None,
+            log: Vec::new(),
+            enabled: true,
+        }
+    }
+
+    /// Restores the log handed back at a crash.
+    pub fn restore(&mut self, persisted: Option<Box<dyn std::any::Any>>) {
+        if let Some(log) = persisted.and_then(|state| state.downcast::<Vec<RequestRecord>>().ok()) {
+            self.log = *log;
+        }
+    }
+
+    fn send(&mut self, ctx: &mut Ctx<'_, Msg, Timer>) {
+        let now_ns = ctx.now().as_nanos();
+        let id = self.next_id;
+        self.next_id += 1;
+        let fresh = self.resolved.as_ref().is_some_and(|(_, at)| now_ns.saturating_sub(*at) < 30_000_000_000);
+        if !fresh && self.dns_query.is_none() {
+            self.dns_query = Some(ctx.request(self.dns, Msg::DnsQuery { service: self.service.clone() }, Duration::from_secs(1)));
+        }
+        if self.resolved.is_none() {
+            self.log.push(RequestRecord { id, sent_ns: now_ns, done_ns: now_ns, outcome: HttpOutcome::DnsFailure, pod_ip: String::new() });
+            return;
+        }
+        let request = HttpRequest { id, service: self.service.clone(), pod_ip: String::new() };
+        let call = ctx.request(self.proxy, Msg::Http(request), Duration::from_secs(2));
+        self.in_flight.insert(call, (id, now_ns));
+    }
+}
+
+impl Component<Msg, Timer> for Traffic {
+    /// The log stands for the client's own external record of what it saw; it outlives a crash of
+    /// the machine the client runs on, so no outcome is lost from the ground truth.
+    fn crash(self: Box<Self>) -> Option<Box<dyn std::any::Any>> {
+        Some(Box::new(self.log))
+    }
+
+    fn handle(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, input: Input<Msg, Timer>) {
+        match input {
+            Input::Start => {
+                ctx.set_timer(self.interval, Timer::NextRequest);
+            }
+            Input::Timer { timer: Timer::NextRequest, .. } => {
+                if self.enabled {
+                    self.send(ctx);
+                }
+                ctx.set_timer(self.interval, Timer::NextRequest);
+            }
+            Input::Response { id, msg: Msg::DnsAnswer { cluster_ip, .. } } if Some(id) == self.dns_query => {
+                self.dns_query = None;
+                self.resolved = cluster_ip.map(|ip| (ip, ctx.now().as_nanos()));
+            }
+            Input::RequestTimedOut { id } if Some(id) == self.dns_query => {
+                self.dns_query = None;
+            }
+            Input::Response { id, msg: Msg::HttpResult { outcome, pod_ip, .. } } => {
+                if let Some((request_id, sent_ns)) = self.in_flight.remove(&id) {
+                    let done_ns = ctx.now().as_nanos();
+                    self.log.push(RequestRecord { id: request_id, sent_ns, done_ns, outcome, pod_ip });
+                }
+            }
+            Input::RequestTimedOut { id } => {
+                if let Some((request_id, sent_ns)) = self.in_flight.remove(&id) {
+                    let done_ns = ctx.now().as_nanos();
+                    self.log.push(RequestRecord { id: request_id, sent_ns, done_ns, outcome: HttpOutcome::Timeout, pod_ip: String::new() });
+                }
+            }
+            _ => {}
+        }
+    }
+}
