@@ -230,9 +230,8 @@ struct ContainerWorker {
     backoff: CrashLoopBackOff,
     /// The image pull backoff (same 10 s doubling to 300 s as container restarts upstream).
     pull_backoff: CrashLoopBackOff,
-    /// The failed pull the backoff was advanced for, and whether this sync first saw it.
+    /// The failed pull the backoff was advanced for.
     pull_failed_at_ns: Option<u64>,
-    pull_failure_new: bool,
     readiness: Option<ProbeWorker>,
     liveness: Option<ProbeWorker>,
     /// The readiness result for the current run (without a probe: running means ready).
@@ -423,7 +422,6 @@ impl PodWorkers {
                 backoff: CrashLoopBackOff::new(),
                 pull_backoff: CrashLoopBackOff::new(),
                 pull_failed_at_ns: None,
-                pull_failure_new: false,
                 readiness: container.readiness_probe.as_ref().map(ProbeWorker::new),
                 liveness: container.liveness_probe.as_ref().map(ProbeWorker::new),
                 ready: false,
@@ -597,16 +595,12 @@ impl PodWorker {
                 ContainerRunState::PullFailed { at_ns } => {
                     if container.pull_failed_at_ns != Some(at_ns) {
                         container.pull_failed_at_ns = Some(at_ns);
-                        container.pull_failure_new = true;
                         container.pull_backoff.next(at_ns, now_ns);
-                    } else {
-                        container.pull_failure_new = false;
-                        if !container.pull_backoff.is_in_backoff_since(at_ns, now_ns) {
-                            runtime.restart_container(&self.uid, &container.name, now_ns);
-                        }
+                    } else if !container.pull_backoff.is_in_backoff_since(at_ns, now_ns) {
+                        runtime.restart_container(&self.uid, &container.name, now_ns);
                     }
                 }
-                _ => container.pull_failure_new = false,
+                _ => {}
             }
         }
     }
@@ -697,8 +691,9 @@ impl PodWorker {
                 Some(ContainerRunState::Pulling { .. } | ContainerRunState::Starting { .. }) => {
                     waiting_reason("ContainerCreating")
                 }
-                Some(ContainerRunState::PullFailed { .. }) => {
-                    waiting_reason(if container.pull_failure_new { "ErrImagePull" } else { "ImagePullBackOff" })
+                // The sync that sees the failure reports ErrImagePull; later ones, ImagePullBackOff.
+                Some(ContainerRunState::PullFailed { at_ns }) => {
+                    waiting_reason(if now_ns == at_ns { "ErrImagePull" } else { "ImagePullBackOff" })
                 }
                 Some(ContainerRunState::Running { started_at_ns } | ContainerRunState::Terminating { started_at_ns, .. }) => {
                     ContainerState {

@@ -6,6 +6,7 @@ pub mod controller;
 pub mod kubelet_logic;
 pub mod manifest;
 pub mod objects;
+pub mod proxy;
 pub mod rules;
 pub mod runtime;
 pub mod store;

@@ -425,8 +425,10 @@ impl ContainerRuntime {
             return false;
         }
         let Some(container) = pod.containers.iter_mut().find(|c| c.name == name) else { return false };
-        if let Some(kind) = container.kill(now_ns) {
-            self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
+        if !matches!(container.state, ContainerRunState::PullFailed { .. }) {
+            if let Some(kind) = container.kill(now_ns) {
+                self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
+            }
         }
         container.begin(now_ns, &self.images);
         true
