@@ -386,7 +386,8 @@ impl PodWorkers {
                 }
             }
             if pod.metadata.is_terminating() && worker.stopped(runtime) {
-                let due = worker.last_delete_request_ns.is_none_or(|at| now_ns >= at.saturating_add(RESEND_INTERVAL_NS));
+                let due =
+                    worker.last_delete_request_ns.is_none_or(|at| now_ns >= at.saturating_add(RESEND_INTERVAL_NS));
                 if due {
                     worker.last_delete_request_ns = Some(now_ns);
                     actions.final_deletes.push(FinalDelete { key: worker.key.clone(), uid: uid.clone() });
@@ -610,7 +611,8 @@ impl PodWorker {
         for container in &mut self.containers {
             let state = runtime.container_state(&self.uid, &container.name);
             let running = state.is_some_and(|s| s.is_running());
-            if let (Some(started_at_ns), Some(readiness)) = (state.and_then(|s| s.started_at_ns()), &mut container.readiness)
+            if let (Some(started_at_ns), Some(readiness)) =
+                (state.and_then(|s| s.started_at_ns()), &mut container.readiness)
             {
                 // A run that began in this sync gets its probe worker now (its first probe is due
                 // after the initial delay).
@@ -651,9 +653,12 @@ impl PodWorker {
                 }
             }
             times.extend(container.restart_at_ns);
-            if let (Some(at_ns), Some(backoff_ns)) = (container.pull_failed_at_ns, container.pull_backoff.backoff_ns()) {
-                if matches!(runtime.container_state(&self.uid, &container.name), Some(ContainerRunState::PullFailed { .. }))
-                {
+            if let (Some(at_ns), Some(backoff_ns)) = (container.pull_failed_at_ns, container.pull_backoff.backoff_ns())
+            {
+                if matches!(
+                    runtime.container_state(&self.uid, &container.name),
+                    Some(ContainerRunState::PullFailed { .. })
+                ) {
                     times.push(at_ns.saturating_add(backoff_ns));
                 }
             }
@@ -670,7 +675,8 @@ impl PodWorker {
         now_ns: u64,
         host_ip: &str,
     ) -> PodStatus {
-        let problem = if self.started { None } else { config.and_then(|config| config_problem(pod, &self.spec, config)) };
+        let problem =
+            if self.started { None } else { config.and_then(|config| config_problem(pod, &self.spec, config)) };
         let terminating = pod.metadata.is_terminating();
         let mut statuses = Vec::new();
         // getPhase's counts: a waiting container that terminated before counts as stopped.
@@ -695,12 +701,12 @@ impl PodWorker {
                 Some(ContainerRunState::PullFailed { at_ns }) => {
                     waiting_reason(if now_ns == at_ns { "ErrImagePull" } else { "ImagePullBackOff" })
                 }
-                Some(ContainerRunState::Running { started_at_ns } | ContainerRunState::Terminating { started_at_ns, .. }) => {
-                    ContainerState {
-                        running: Some(ContainerStateRunning { started_at_ns: Some(started_at_ns) }),
-                        ..ContainerState::default()
-                    }
-                }
+                Some(
+                    ContainerRunState::Running { started_at_ns } | ContainerRunState::Terminating { started_at_ns, .. },
+                ) => ContainerState {
+                    running: Some(ContainerStateRunning { started_at_ns: Some(started_at_ns) }),
+                    ..ContainerState::default()
+                },
                 Some(ContainerRunState::Exited { .. }) if container.restart_at_ns.is_some() && !terminating => {
                     waiting_reason("CrashLoopBackOff")
                 }

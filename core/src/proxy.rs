@@ -213,7 +213,9 @@ impl std::fmt::Display for ClusterIpError {
             ClusterIpError::OutOfRange(ip) => {
                 write!(f, "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range 10.96.0.0/12")
             }
-            ClusterIpError::AlreadyAllocated(ip) => write!(f, "failed to allocate IP {ip}: provided IP is already allocated"),
+            ClusterIpError::AlreadyAllocated(ip) => {
+                write!(f, "failed to allocate IP {ip}: provided IP is already allocated")
+            }
             ClusterIpError::Exhausted => f.write_str("failed to allocate a serviceIP: range is full"),
         }
     }
@@ -245,7 +247,8 @@ impl ClusterIpAllocator {
     }
 
     fn parse(ip: &str) -> Option<u32> {
-        let octets: Vec<u32> = ip.split('.').map(|part| part.parse::<u8>().ok().map(u32::from)).collect::<Option<_>>()?;
+        let octets: Vec<u32> =
+            ip.split('.').map(|part| part.parse::<u8>().ok().map(u32::from)).collect::<Option<_>>()?;
         let [a, b, c, d] = octets.as_slice() else { return None };
         let value = (a << 24) | (b << 16) | (c << 8) | d;
         let offset = value.checked_sub(SERVICE_RANGE_BASE)?;

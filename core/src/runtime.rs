@@ -309,8 +309,11 @@ impl RuntimeContainer {
                 RuntimeEventKind::Exited { container: name, exit_code, cause: ExitCause::OnItsOwn }
             }
             ContainerRunState::Terminating { started_at_ns, exit_at_ns, kill_at_ns, .. } => {
-                let (exit_code, cause) =
-                    if exit_at_ns < kill_at_ns { (0, ExitCause::Sigterm) } else { (EXIT_CODE_SIGKILL, ExitCause::Killed) };
+                let (exit_code, cause) = if exit_at_ns < kill_at_ns {
+                    (0, ExitCause::Sigterm)
+                } else {
+                    (EXIT_CODE_SIGKILL, ExitCause::Killed)
+                };
                 self.state = ContainerRunState::Exited {
                     exit_code,
                     started_at_ns: Some(started_at_ns),
@@ -546,7 +549,7 @@ impl ContainerRuntime {
                 events.push(RuntimeEvent { at_ns, uid: uid.clone(), kind: RuntimeEventKind::PodStopped });
             }
         }
-        events.sort_by(|a, b| a.at_ns.cmp(&b.at_ns));
+        events.sort_by_key(|event| event.at_ns);
         events
     }
 

@@ -216,8 +216,8 @@ fn readiness_flaps_with_failure_and_success_thresholds() {
 #[test]
 fn liveness_failures_restart_the_container_with_backoff() {
     // The app hangs 10 s after each start; liveness every 5 s, 3 failures.
-    let behaviors =
-        ImageBehaviors::default().with("leaky", ImageBehavior { hang_after_ns: Some(10 * S), ..ImageBehavior::default() });
+    let behaviors = ImageBehaviors::default()
+        .with("leaky", ImageBehavior { hang_after_ns: Some(10 * S), ..ImageBehavior::default() });
     let mut node = Node::new(behaviors);
     let mut app = pod("app", "leaky");
     app.spec.containers[0].liveness_probe = Some(probe(0, 5, 1, 3));
@@ -288,9 +288,11 @@ fn job_pods_with_restart_policy_never_succeed_or_fail() {
         .with("ok", ImageBehavior { crash_after_ns: Some(5 * S), exit_code: 0, ..ImageBehavior::default() })
         .with("bad", ImageBehavior { crash_after_ns: Some(5 * S), exit_code: 3, ..ImageBehavior::default() });
     let mut node = Node::new(behaviors);
-    for (name, image, policy) in
-        [("ok", "ok", RestartPolicy::Never), ("bad", "bad", RestartPolicy::Never), ("retry", "bad", RestartPolicy::OnFailure)]
-    {
+    for (name, image, policy) in [
+        ("ok", "ok", RestartPolicy::Never),
+        ("bad", "bad", RestartPolicy::Never),
+        ("retry", "bad", RestartPolicy::OnFailure),
+    ] {
         let mut job = pod(name, image);
         job.spec.restart_policy = Some(policy);
         node.pods.insert(name.into(), job);
@@ -416,7 +418,8 @@ fn a_missing_config_map_blocks_the_start_until_it_appears() {
 
 #[test]
 fn a_failing_pull_reports_err_image_pull_and_image_pull_back_off() {
-    let behaviors = ImageBehaviors::default().with("typo", ImageBehavior { pull_fails: true, ..ImageBehavior::default() });
+    let behaviors =
+        ImageBehaviors::default().with("typo", ImageBehavior { pull_fails: true, ..ImageBehavior::default() });
     let mut node = Node::new(behaviors);
     node.pods.insert("web".into(), pod("web", "typo"));
     node.run_until(60 * S);

@@ -61,10 +61,8 @@ fn default_image_pulls_starts_and_becomes_ready() {
 
 #[test]
 fn is_serving_is_ground_truth_across_the_lifecycle() {
-    let behaviors = ImageBehaviors::default().with(
-        "web:v1",
-        ImageBehavior { sigterm_exit_after_ns: 5 * S, ..ImageBehavior::default() },
-    );
+    let behaviors = ImageBehaviors::default()
+        .with("web:v1", ImageBehavior { sigterm_exit_after_ns: 5 * S, ..ImageBehavior::default() });
     let mut runtime = ContainerRuntime::new(behaviors);
     runtime.run_pod("u1", "10.128.0.1", &spec(&[("web", "web:v1"), ("sidecar", "nginx")]), 0);
     // Both images pull in 1 s and start 500 ms later: the pod serves at 3.5 s, without `advance`.
@@ -166,7 +164,8 @@ fn a_failing_pull_fails_every_time_and_never_runs() {
 
 #[test]
 fn never_ready_runs_but_never_serves() {
-    let behaviors = ImageBehaviors::default().with("web:v2", ImageBehavior { never_ready: true, ..ImageBehavior::default() });
+    let behaviors =
+        ImageBehaviors::default().with("web:v2", ImageBehavior { never_ready: true, ..ImageBehavior::default() });
     let mut runtime = ContainerRuntime::new(behaviors);
     runtime.run_pod("u1", "10.128.0.1", &spec(&[("web", "web:v2")]), 0);
     assert_eq!(
@@ -180,8 +179,8 @@ fn never_ready_runs_but_never_serves() {
 
 #[test]
 fn hangs_and_faults_fail_probes() {
-    let behaviors =
-        ImageBehaviors::default().with("leaky", ImageBehavior { hang_after_ns: Some(10 * S), ..ImageBehavior::default() });
+    let behaviors = ImageBehaviors::default()
+        .with("leaky", ImageBehavior { hang_after_ns: Some(10 * S), ..ImageBehavior::default() });
     let mut runtime = ContainerRuntime::new(behaviors);
     runtime.run_pod("u1", "10.128.0.1", &spec(&[("app", "leaky")]), 0);
     runtime.run_pod("u2", "10.128.0.2", &spec(&[("app", "nginx")]), 0);
@@ -262,7 +261,12 @@ fn same_calls_same_timeline() {
         let mut runtime = ContainerRuntime::new(behaviors);
         for index in 0..5u64 {
             let image = if index % 2 == 0 { "crasher" } else { "nginx" };
-            runtime.run_pod(&format!("u{index}"), &format!("10.128.0.{index}"), &spec(&[("c", image)]), index * 300 * MS);
+            runtime.run_pod(
+                &format!("u{index}"),
+                &format!("10.128.0.{index}"),
+                &spec(&[("c", image)]),
+                index * 300 * MS,
+            );
         }
         run_until(&mut runtime, 20 * S)
     };
