@@ -1,0 +1,640 @@
+//! The simulated container runtime of one node: the ground truth of what really runs.
+//!
+//! A kubelet (see [`crate::kubelet_logic`]) tells the runtime to run, restart, stop and kill
+//! containers; the runtime decides, from each image's [`ImageBehavior`], when a container has pulled
+//! its image, started, begun serving, crashed or exited. Invariant checkers and the pod network ask
+//! the runtime (never the API) whether a pod really serves: [`ContainerRuntime::is_serving`].
+//!
+//! Sans-IO: every operation takes `now_ns` (virtual integer nanoseconds); nothing reads a clock or
+//! draws randomness, so the same calls give the same timeline. State changes happen in
+//! [`ContainerRuntime::advance`], which applies every transition due by `now_ns` in time order and
+//! reports them as [`RuntimeEvent`]s; [`ContainerRuntime::next_deadline_ns`] tells the owning
+//! component when to call it next.
+
+use crate::objects::PodSpec;
+use serde::{Deserialize, Deserializer};
+use std::collections::{BTreeMap, BTreeSet};
+
+const MS: u64 = 1_000_000;
+
+/// Exit code of a process killed with SIGKILL (128 + 9), as container runtimes report it.
+pub const EXIT_CODE_SIGKILL: i32 = 137;
+
+/// How a simulated image behaves once the kubelet runs it. Durations in a scenario file are an
+/// integer number of milliseconds or a duration string such as `"500ms"` or `"2s"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageBehavior {
+    /// How long pulling the image takes (once per node: a pulled image stays cached).
+    #[serde(rename = "pull_time", deserialize_with = "ms_or_duration")]
+    pub pull_time_ns: u64,
+    /// From "create and start" to the process running.
+    #[serde(rename = "start_latency", deserialize_with = "ms_or_duration")]
+    pub start_latency_ns: u64,
+    /// After the process starts, how long until the app serves (and so passes readiness probes).
+    #[serde(rename = "time_to_ready", deserialize_with = "ms_or_duration")]
+    pub time_to_ready_ns: u64,
+    /// The process exits on its own after running this long (a crash, or a Job's work finishing).
+    #[serde(rename = "crash_after", deserialize_with = "option_ms_or_duration")]
+    pub crash_after_ns: Option<u64>,
+    /// The exit code when `crash_after` fires: 0 means the work completed (a Job's pod succeeds).
+    pub exit_code: i32,
+    /// The process deadlocks after running this long: it keeps running but stops serving and
+    /// fails readiness and liveness probes, so only a liveness probe gets it restarted.
+    #[serde(rename = "hang_after", deserialize_with = "option_ms_or_duration")]
+    pub hang_after_ns: Option<u64>,
+    /// Every pull fails (a typo in the tag, a private registry): ErrImagePull, ImagePullBackOff.
+    pub pull_fails: bool,
+    /// Runs but never serves nor passes readiness, like a broken `web:v2` in a rollout.
+    pub never_ready: bool,
+    /// How long the app takes to exit after SIGTERM (draining connections); it serves meanwhile.
+    /// The default 0 exits at once, as an app that does not trap SIGTERM. A graceful exit reports
+    /// code 0; reaching the end of the grace period first means SIGKILL and code 137.
+    #[serde(rename = "sigterm_exit_after", deserialize_with = "ms_or_duration")]
+    pub sigterm_exit_after_ns: u64,
+    /// CPU each served request costs, for the HPA's metrics (not used by the runtime itself).
+    pub cpu_millicores_per_request: Option<u64>,
+}
+
+impl Default for ImageBehavior {
+    /// An unknown image: pulls in 1 s, starts in 500 ms, serves 2 s later, never crashes.
+    fn default() -> Self {
+        ImageBehavior {
+            pull_time_ns: 1_000 * MS,
+            start_latency_ns: 500 * MS,
+            time_to_ready_ns: 2_000 * MS,
+            crash_after_ns: None,
+            exit_code: 1,
+            hang_after_ns: None,
+            pull_fails: false,
+            never_ready: false,
+            sigterm_exit_after_ns: 0,
+            cpu_millicores_per_request: None,
+        }
+    }
+}
+
+/// An integer is milliseconds; a string is a `kubedst_sim::serde_duration` such as `"500ms"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MsOrDuration {
+    Millis(u64),
+    Text(String),
+}
+
+impl MsOrDuration {
+    fn into_nanos<E: serde::de::Error>(self) -> Result<u64, E> {
+        match self {
+            MsOrDuration::Millis(ms) => {
+                ms.checked_mul(MS).ok_or_else(|| E::custom(format!("duration of {ms} ms is too large")))
+            }
+            MsOrDuration::Text(text) => kubedst_sim::serde_duration::parse(&text)
+                .map_err(E::custom)
+                .and_then(|span| u64::try_from(span.as_nanos()).map_err(|_| E::custom("duration too large"))),
+        }
+    }
+}
+
+fn ms_or_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    MsOrDuration::deserialize(deserializer)?.into_nanos()
+}
+
+fn option_ms_or_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    Option::<MsOrDuration>::deserialize(deserializer)?.map(MsOrDuration::into_nanos).transpose()
+}
+
+/// Behaviours by image name, with a fallback for images nobody described.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageBehaviors {
+    /// Exact image names (`web:v2`).
+    pub images: BTreeMap<String, ImageBehavior>,
+    /// Every other image.
+    pub default: ImageBehavior,
+}
+
+impl ImageBehaviors {
+    /// The behaviour of `image`: its own entry, or the default.
+    pub fn get(&self, image: &str) -> &ImageBehavior {
+        self.images.get(image).unwrap_or(&self.default)
+    }
+
+    /// Adds or replaces one image's behaviour (builder style, for tests and scenario code).
+    pub fn with(mut self, image: &str, behavior: ImageBehavior) -> Self {
+        self.images.insert(image.to_string(), behavior);
+        self
+    }
+}
+
+/// A fault injected into a running app from outside (a scenario's verb), on top of its image's
+/// behaviour. It lasts until cleared or until the container restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AppFault {
+    /// Healthy.
+    #[default]
+    None,
+    /// Overloaded: stops serving and fails readiness, but passes liveness.
+    Unready,
+    /// Deadlocked: stops serving and fails both probes.
+    Hung,
+}
+
+/// Why an exited container exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ExitCause {
+    /// It exited by itself (`crash_after`); exit code 0 is `Completed`, anything else `Error`.
+    OnItsOwn,
+    /// It exited after SIGTERM, within the grace period.
+    Sigterm,
+    /// It was killed: the grace period ended, or the kubelet killed it at once.
+    Killed,
+    /// It never ran: stopped while pulling or starting.
+    NeverStarted,
+}
+
+/// The state of one container in the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerRunState {
+    /// Pulling its image until `done_at_ns`.
+    Pulling { done_at_ns: u64 },
+    /// The last pull failed at `at_ns`; the kubelet retries with [`ContainerRuntime::restart_container`].
+    PullFailed { at_ns: u64 },
+    /// Created; the process runs from `running_at_ns`.
+    Starting { running_at_ns: u64 },
+    /// The process runs since `started_at_ns`.
+    Running { started_at_ns: u64 },
+    /// SIGTERM was sent at `sigterm_at_ns`; the process (running since `started_at_ns`) exits at
+    /// `exit_at_ns`, which is no later than the SIGKILL at `kill_at_ns`. It serves until it exits.
+    Terminating { started_at_ns: u64, sigterm_at_ns: u64, exit_at_ns: u64, kill_at_ns: u64 },
+    /// The process ended.
+    Exited { exit_code: i32, started_at_ns: Option<u64>, finished_at_ns: u64, cause: ExitCause },
+}
+
+impl ContainerRunState {
+    /// When the process started, while it runs (including during graceful termination).
+    pub fn started_at_ns(&self) -> Option<u64> {
+        match *self {
+            ContainerRunState::Running { started_at_ns } | ContainerRunState::Terminating { started_at_ns, .. } => {
+                Some(started_at_ns)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the process exists (running or draining after SIGTERM).
+    pub fn is_running(&self) -> bool {
+        self.started_at_ns().is_some()
+    }
+}
+
+/// Something that happened in the runtime, reported by [`ContainerRuntime::advance`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeEvent {
+    /// When it happened (not when `advance` noticed it).
+    pub at_ns: u64,
+    /// The pod's uid.
+    pub uid: String,
+    /// What happened.
+    pub kind: RuntimeEventKind,
+}
+
+/// What happened to a container or pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuntimeEventKind {
+    /// The image of `container` is now on the node.
+    Pulled { container: String },
+    /// The image pull of `container` failed.
+    PullFailed { container: String },
+    /// The process of `container` started.
+    Started { container: String },
+    /// The app in `container` began serving (it would pass a readiness probe now).
+    AppReady { container: String },
+    /// The process of `container` ended.
+    Exited { container: String, exit_code: i32, cause: ExitCause },
+    /// Every container of a pod being stopped has exited.
+    PodStopped,
+}
+
+/// One container as the runtime runs it.
+#[derive(Clone, Debug)]
+struct RuntimeContainer {
+    name: String,
+    image: String,
+    behavior: ImageBehavior,
+    state: ContainerRunState,
+    fault: AppFault,
+    /// Whether `AppReady` was reported for the current run.
+    ready_reported: bool,
+}
+
+impl RuntimeContainer {
+    fn ready_at_ns(&self) -> Option<u64> {
+        let started = self.state.started_at_ns()?;
+        (!self.behavior.never_ready).then(|| started.saturating_add(self.behavior.time_to_ready_ns))
+    }
+
+    fn is_hung(&self, now_ns: u64) -> bool {
+        if self.fault == AppFault::Hung {
+            return true;
+        }
+        match (self.state.started_at_ns(), self.behavior.hang_after_ns) {
+            (Some(started), Some(after)) => now_ns >= started.saturating_add(after),
+            _ => false,
+        }
+    }
+
+    /// The app answers requests and readiness probes.
+    fn is_serving(&self, now_ns: u64) -> bool {
+        self.ready_at_ns().is_some_and(|ready_at| now_ns >= ready_at)
+            && self.fault == AppFault::None
+            && !self.is_hung(now_ns)
+    }
+
+    /// The earliest pending transition (including the `AppReady` report).
+    fn next_transition_ns(&self) -> Option<u64> {
+        let ready = self.ready_at_ns().filter(|_| !self.ready_reported);
+        let own = match self.state {
+            ContainerRunState::Pulling { done_at_ns } => Some(done_at_ns),
+            ContainerRunState::Starting { running_at_ns } => Some(running_at_ns),
+            ContainerRunState::Running { started_at_ns } => {
+                self.behavior.crash_after_ns.map(|after| started_at_ns.saturating_add(after))
+            }
+            ContainerRunState::Terminating { exit_at_ns, .. } => Some(exit_at_ns),
+            ContainerRunState::PullFailed { .. } | ContainerRunState::Exited { .. } => None,
+        };
+        [ready, own].into_iter().flatten().min()
+    }
+
+    /// Applies the transition due at `at_ns`.
+    fn step(&mut self, at_ns: u64, images: &mut BTreeSet<String>) -> RuntimeEventKind {
+        let name = self.name.clone();
+        if self.ready_at_ns() == Some(at_ns) && !self.ready_reported {
+            // An app that exits at the moment it would be ready reports the exit instead.
+            let exits_now = match self.state {
+                ContainerRunState::Running { started_at_ns } => {
+                    self.behavior.crash_after_ns.is_some_and(|after| started_at_ns.saturating_add(after) <= at_ns)
+                }
+                ContainerRunState::Terminating { exit_at_ns, .. } => exit_at_ns <= at_ns,
+                _ => false,
+            };
+            if !exits_now {
+                self.ready_reported = true;
+                return RuntimeEventKind::AppReady { container: name };
+            }
+        }
+        match self.state {
+            ContainerRunState::Pulling { .. } if self.behavior.pull_fails => {
+                self.state = ContainerRunState::PullFailed { at_ns };
+                RuntimeEventKind::PullFailed { container: name }
+            }
+            ContainerRunState::Pulling { .. } => {
+                images.insert(self.image.clone());
+                self.state =
+                    ContainerRunState::Starting { running_at_ns: at_ns.saturating_add(self.behavior.start_latency_ns) };
+                RuntimeEventKind::Pulled { container: name }
+            }
+            ContainerRunState::Starting { .. } => {
+                self.state = ContainerRunState::Running { started_at_ns: at_ns };
+                self.ready_reported = false;
+                RuntimeEventKind::Started { container: name }
+            }
+            ContainerRunState::Running { started_at_ns } => {
+                let exit_code = self.behavior.exit_code;
+                self.state = ContainerRunState::Exited {
+                    exit_code,
+                    started_at_ns: Some(started_at_ns),
+                    finished_at_ns: at_ns,
+                    cause: ExitCause::OnItsOwn,
+                };
+                RuntimeEventKind::Exited { container: name, exit_code, cause: ExitCause::OnItsOwn }
+            }
+            ContainerRunState::Terminating { started_at_ns, exit_at_ns, kill_at_ns, .. } => {
+                let (exit_code, cause) = if exit_at_ns < kill_at_ns {
+                    (0, ExitCause::Sigterm)
+                } else {
+                    (EXIT_CODE_SIGKILL, ExitCause::Killed)
+                };
+                self.state = ContainerRunState::Exited {
+                    exit_code,
+                    started_at_ns: Some(started_at_ns),
+                    finished_at_ns: at_ns,
+                    cause,
+                };
+                RuntimeEventKind::Exited { container: name, exit_code, cause }
+            }
+            ContainerRunState::PullFailed { .. } | ContainerRunState::Exited { .. } => {
+                unreachable!("a container with no pending transition was stepped")
+            }
+        }
+    }
+
+    /// Starts a new run of the container: pull if the image is not on the node, else create.
+    fn begin(&mut self, now_ns: u64, images: &BTreeSet<String>) {
+        self.fault = AppFault::None;
+        self.ready_reported = false;
+        self.state = if images.contains(&self.image) {
+            ContainerRunState::Starting { running_at_ns: now_ns.saturating_add(self.behavior.start_latency_ns) }
+        } else {
+            ContainerRunState::Pulling { done_at_ns: now_ns.saturating_add(self.behavior.pull_time_ns) }
+        };
+    }
+
+    /// Ends the container now with SIGKILL (or records that it never started).
+    fn kill(&mut self, now_ns: u64) -> Option<RuntimeEventKind> {
+        let (exit_code, cause) = match self.state {
+            ContainerRunState::Exited { .. } => return None,
+            ContainerRunState::Running { .. } | ContainerRunState::Terminating { .. } => {
+                (EXIT_CODE_SIGKILL, ExitCause::Killed)
+            }
+            _ => (EXIT_CODE_SIGKILL, ExitCause::NeverStarted),
+        };
+        self.state = ContainerRunState::Exited {
+            exit_code,
+            started_at_ns: self.state.started_at_ns(),
+            finished_at_ns: now_ns,
+            cause,
+        };
+        Some(RuntimeEventKind::Exited { container: self.name.clone(), exit_code, cause })
+    }
+}
+
+/// One pod sandbox: its IP and containers, in spec order.
+#[derive(Clone, Debug)]
+struct RuntimePod {
+    pod_ip: String,
+    containers: Vec<RuntimeContainer>,
+    /// Set by `stop_pod`; `PodStopped` is reported once every container has exited.
+    stopping: bool,
+    stopped_reported: bool,
+}
+
+/// The container runtime of one node (containerd, CRI-O): pods by uid, the image cache, and the
+/// behaviour of every image.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerRuntime {
+    behaviors: ImageBehaviors,
+    pods: BTreeMap<String, RuntimePod>,
+    /// Images pulled on this node; later runs skip the pull (imagePullPolicy IfNotPresent).
+    images: BTreeSet<String>,
+    /// Events produced by operations (kills) rather than by time, returned by the next `advance`.
+    pending_events: Vec<RuntimeEvent>,
+}
+
+impl ContainerRuntime {
+    /// A runtime with no pods and no cached images.
+    pub fn new(behaviors: ImageBehaviors) -> Self {
+        ContainerRuntime { behaviors, ..ContainerRuntime::default() }
+    }
+
+    /// Creates the pod sandbox with `pod_ip` and starts every container of `spec` (pulling images
+    /// not yet on the node). Running a uid that already runs is a no-op: the kubelet may re-sync.
+    pub fn run_pod(&mut self, uid: &str, pod_ip: &str, spec: &PodSpec, now_ns: u64) {
+        if self.pods.contains_key(uid) {
+            return;
+        }
+        let containers = spec
+            .containers
+            .iter()
+            .map(|container| {
+                let mut record = RuntimeContainer {
+                    name: container.name.clone(),
+                    image: container.image.clone(),
+                    behavior: self.behaviors.get(&container.image).clone(),
+                    state: ContainerRunState::Exited {
+                        exit_code: 0,
+                        started_at_ns: None,
+                        finished_at_ns: now_ns,
+                        cause: ExitCause::NeverStarted,
+                    },
+                    fault: AppFault::None,
+                    ready_reported: false,
+                };
+                record.begin(now_ns, &self.images);
+                record
+            })
+            .collect();
+        self.pods.insert(
+            uid.to_string(),
+            RuntimePod { pod_ip: pod_ip.to_string(), containers, stopping: false, stopped_reported: false },
+        );
+    }
+
+    /// Starts a new run of an exited container (or retries a failed pull). A container that still
+    /// runs is killed first, as the kubelet does after a failed liveness probe. Returns false if
+    /// there is no such container or its pod is being stopped.
+    pub fn restart_container(&mut self, uid: &str, name: &str, now_ns: u64) -> bool {
+        let Some(pod) = self.pods.get_mut(uid) else { return false };
+        if pod.stopping {
+            return false;
+        }
+        let Some(container) = pod.containers.iter_mut().find(|c| c.name == name) else { return false };
+        if !matches!(container.state, ContainerRunState::PullFailed { .. }) {
+            if let Some(kind) = container.kill(now_ns) {
+                self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
+            }
+        }
+        container.begin(now_ns, &self.images);
+        true
+    }
+
+    /// Kills one container at once with SIGKILL (liveness failure). The kubelet restarts it later.
+    pub fn kill_container(&mut self, uid: &str, name: &str, now_ns: u64) {
+        let Some(container) = self.pods.get_mut(uid).and_then(|pod| pod.containers.iter_mut().find(|c| c.name == name))
+        else {
+            return;
+        };
+        if let Some(kind) = container.kill(now_ns) {
+            self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
+        }
+    }
+
+    /// Graceful stop: SIGTERM to every running container now, SIGKILL at `now_ns + grace_ns`.
+    /// Each app exits after its `sigterm_exit_after` (serving until then) or at the kill, whichever
+    /// comes first. Containers not yet running are simply dropped. Calling it again does not
+    /// extend the deadline (a shorter grace may shorten it, as a second delete can).
+    pub fn stop_pod(&mut self, uid: &str, grace_ns: u64, now_ns: u64) {
+        let Some(pod) = self.pods.get_mut(uid) else { return };
+        pod.stopping = true;
+        let kill_at_ns = now_ns.saturating_add(grace_ns);
+        for container in &mut pod.containers {
+            match container.state {
+                ContainerRunState::Running { started_at_ns } => {
+                    let exit_at_ns = now_ns.saturating_add(container.behavior.sigterm_exit_after_ns).min(kill_at_ns);
+                    container.state =
+                        ContainerRunState::Terminating { started_at_ns, sigterm_at_ns: now_ns, exit_at_ns, kill_at_ns };
+                }
+                ContainerRunState::Terminating { started_at_ns, sigterm_at_ns, exit_at_ns, kill_at_ns: old_kill } => {
+                    let kill_at_ns = old_kill.min(kill_at_ns);
+                    container.state = ContainerRunState::Terminating {
+                        started_at_ns,
+                        sigterm_at_ns,
+                        exit_at_ns: exit_at_ns.min(kill_at_ns),
+                        kill_at_ns,
+                    };
+                }
+                ContainerRunState::Exited { .. } => {}
+                ContainerRunState::Pulling { .. }
+                | ContainerRunState::PullFailed { .. }
+                | ContainerRunState::Starting { .. } => {
+                    if let Some(kind) = container.kill(now_ns) {
+                        self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Kills every container of the pod now (no grace), keeping the sandbox until `remove_pod`.
+    pub fn kill_pod(&mut self, uid: &str, now_ns: u64) {
+        let Some(pod) = self.pods.get_mut(uid) else { return };
+        pod.stopping = true;
+        for container in &mut pod.containers {
+            if let Some(kind) = container.kill(now_ns) {
+                self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
+            }
+        }
+    }
+
+    /// Forgets the pod (its sandbox and IP); whatever still ran is gone without events.
+    pub fn remove_pod(&mut self, uid: &str) {
+        self.pods.remove(uid);
+    }
+
+    /// Sets or clears an injected app fault; false if there is no such container.
+    pub fn set_app_fault(&mut self, uid: &str, name: &str, fault: AppFault) -> bool {
+        match self.pods.get_mut(uid).and_then(|pod| pod.containers.iter_mut().find(|c| c.name == name)) {
+            Some(container) => {
+                container.fault = fault;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies every transition due at or before `now_ns`, in time order (ties by pod uid, then
+    /// container order), and returns what happened, including the effects of kills since the
+    /// last call.
+    pub fn advance(&mut self, now_ns: u64) -> Vec<RuntimeEvent> {
+        let mut events = std::mem::take(&mut self.pending_events);
+        loop {
+            // The earliest due transition across the node, found afresh each step: a pod's
+            // transitions never affect another pod's, but this keeps the order obviously global.
+            let mut earliest: Option<(u64, String, usize)> = None;
+            for (uid, pod) in &self.pods {
+                for (index, container) in pod.containers.iter().enumerate() {
+                    if let Some(at) = container.next_transition_ns().filter(|at| *at <= now_ns) {
+                        if earliest.as_ref().is_none_or(|(best, _, _)| at < *best) {
+                            earliest = Some((at, uid.clone(), index));
+                        }
+                    }
+                }
+            }
+            let Some((at_ns, uid, index)) = earliest else { break };
+            let pod = self.pods.get_mut(&uid).expect("found above");
+            let kind = pod.containers[index].step(at_ns, &mut self.images);
+            events.push(RuntimeEvent { at_ns, uid: uid.clone(), kind });
+        }
+        for (uid, pod) in &mut self.pods {
+            if pod.stopping && !pod.stopped_reported && pod.containers.iter().all(|c| !c.state.is_running()) {
+                pod.stopped_reported = true;
+                let at_ns = pod
+                    .containers
+                    .iter()
+                    .filter_map(|c| match c.state {
+                        ContainerRunState::Exited { finished_at_ns, .. } => Some(finished_at_ns),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(now_ns);
+                events.push(RuntimeEvent { at_ns, uid: uid.clone(), kind: RuntimeEventKind::PodStopped });
+            }
+        }
+        events.sort_by_key(|event| event.at_ns);
+        events
+    }
+
+    /// The earliest time at which something will change by itself, for the owner's one timer.
+    /// `None` when nothing is pending (only operations can change the runtime then).
+    pub fn next_deadline_ns(&self) -> Option<u64> {
+        self.pods.values().flat_map(|pod| pod.containers.iter()).filter_map(RuntimeContainer::next_transition_ns).min()
+    }
+
+    /// The IP of every pod sandbox, by uid.
+    pub fn pod_ips(&self) -> BTreeMap<String, String> {
+        self.pods.iter().map(|(uid, pod)| (uid.clone(), pod.pod_ip.clone())).collect()
+    }
+
+    /// The uid of every pod the runtime holds (running, stopping or stopped but not removed).
+    pub fn running_pods(&self) -> Vec<String> {
+        self.pods.keys().cloned().collect()
+    }
+
+    /// Whether the pod holds a sandbox here.
+    pub fn has_pod(&self, uid: &str) -> bool {
+        self.pods.contains_key(uid)
+    }
+
+    /// The pod's IP, if the runtime holds it.
+    pub fn pod_ip(&self, uid: &str) -> Option<&str> {
+        self.pods.get(uid).map(|pod| pod.pod_ip.as_str())
+    }
+
+    /// GROUND TRUTH for the pod network: the pod at `pod_ip` answers a request at `now_ns`. Every
+    /// container's process runs (a draining one after SIGTERM still counts), is past its
+    /// `time_to_ready`, is not `never_ready`, not hung and not faulted. Transitions at or before
+    /// `now_ns` count even if `advance` has not been called yet: truth does not wait for the kubelet.
+    pub fn is_serving(&self, pod_ip: &str, now_ns: u64) -> bool {
+        self.pods.values().filter(|pod| pod.pod_ip == pod_ip).any(|pod| {
+            !pod.containers.is_empty()
+                && pod.containers.iter().all(|container| {
+                    let mut view = container.clone();
+                    view.settle(now_ns);
+                    view.is_serving(now_ns)
+                })
+        })
+    }
+
+    /// A readiness probe of `container` at `now_ns`: it passes when the app serves.
+    pub fn probe_readiness(&self, uid: &str, container: &str, now_ns: u64) -> bool {
+        self.settled(uid, container, now_ns).is_some_and(|c| c.is_serving(now_ns))
+    }
+
+    /// A liveness probe at `now_ns`: it passes while the process runs and is not hung (the model
+    /// lets a starting app answer liveness, as a health endpoint that comes up first would).
+    pub fn probe_liveness(&self, uid: &str, container: &str, now_ns: u64) -> bool {
+        self.settled(uid, container, now_ns).is_some_and(|c| c.state.is_running() && !c.is_hung(now_ns))
+    }
+
+    /// The runtime state of one container, as of the last `advance`.
+    pub fn container_state(&self, uid: &str, name: &str) -> Option<ContainerRunState> {
+        self.pods.get(uid)?.containers.iter().find(|c| c.name == name).map(|c| c.state)
+    }
+
+    /// The behaviour of one container's image.
+    pub fn container_behavior(&self, uid: &str, name: &str) -> Option<&ImageBehavior> {
+        self.pods.get(uid)?.containers.iter().find(|c| c.name == name).map(|c| &c.behavior)
+    }
+
+    /// Whether the image is cached on this node.
+    pub fn has_image(&self, image: &str) -> bool {
+        self.images.contains(image)
+    }
+
+    fn settled(&self, uid: &str, name: &str, now_ns: u64) -> Option<RuntimeContainer> {
+        let mut view = self.pods.get(uid)?.containers.iter().find(|c| c.name == name)?.clone();
+        view.settle(now_ns);
+        Some(view)
+    }
+}
+
+impl RuntimeContainer {
+    /// Applies due transitions to a copy, for queries between `advance` calls.
+    fn settle(&mut self, now_ns: u64) {
+        let mut images = BTreeSet::new();
+        // Pretend the image is cached so that a completed pull proceeds to start.
+        images.insert(self.image.clone());
+        while let Some(at) = self.next_transition_ns().filter(|at| *at <= now_ns) {
+            self.step(at, &mut images);
+        }
+    }
+}
