@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cache;
 pub mod controller;
+pub mod controllers;
 pub mod manifest;
 pub mod objects;
 pub mod rules;
