@@ -134,8 +134,11 @@ impl World {
 
     fn reconcile(&mut self) -> Reconcile {
         let mut rng = SimRng::for_stream(1, "deployment");
-        let result =
-            self.controller.reconcile(&key(), &self.cache, &mut ReconcileContext { now_ns: self.now_ns, rng: &mut rng });
+        let result = self.controller.reconcile(
+            &key(),
+            &self.cache,
+            &mut ReconcileContext { now_ns: self.now_ns, rng: &mut rng },
+        );
         for write in &result.writes {
             self.apply(write);
         }
@@ -380,7 +383,10 @@ fn a_paused_deployment_does_not_roll_out() {
     assert_eq!(world.sizes("v2"), (0, 4));
     let status = world.deployment().status;
     let progressing = condition(&status, "Progressing");
-    assert_eq!((progressing.status, progressing.reason.as_deref()), (ConditionStatus::Unknown, Some("DeploymentPaused")));
+    assert_eq!(
+        (progressing.status, progressing.reason.as_deref()),
+        (ConditionStatus::Unknown, Some("DeploymentPaused"))
+    );
 }
 
 #[test]
@@ -422,7 +428,8 @@ fn progress_deadline_exceeded_when_the_new_replica_set_never_becomes_available()
     let mut d = deployment(2, "v2", DeploymentStrategyType::RollingUpdate);
     d.spec.progress_deadline_seconds = Some(60);
     // The steady state of the old template.
-    d.status = DeploymentStatus { replicas: 2, ready_replicas: 2, available_replicas: 2, ..DeploymentStatus::default() };
+    d.status =
+        DeploymentStatus { replicas: 2, ready_replicas: 2, available_replicas: 2, ..DeploymentStatus::default() };
     let mut world = World::new(vec![Object::Deployment(d), Object::ReplicaSet(old_rs("v1", 1, 2, 0))]);
     world.reconcile();
     world.settle_replica_sets(false, "v2");
@@ -444,7 +451,10 @@ fn progress_deadline_exceeded_when_the_new_replica_set_never_becomes_available()
     let progressing = condition(&status, "Progressing");
     assert_eq!(progressing.status, ConditionStatus::False);
     assert_eq!(progressing.reason.as_deref(), Some("ProgressDeadlineExceeded"));
-    assert_eq!(progressing.message.as_deref(), Some(format!("ReplicaSet \"web-{}\" has timed out progressing.", template_hash(&template("v2"))).as_str()));
+    assert_eq!(
+        progressing.message.as_deref(),
+        Some(format!("ReplicaSet \"web-{}\" has timed out progressing.", template_hash(&template("v2"))).as_str())
+    );
     // Timed out: no further deadline checks.
     assert_eq!(world.reconcile().requeue_after, None);
 }
@@ -481,7 +491,10 @@ fn rollback_request_restores_the_previous_revision_template() {
         rollback_request(&current, &[&v1, &v2], Some(7)).unwrap_err(),
         "unable to find specified revision 7 in history"
     );
-    assert_eq!(rollback_request(&current, &[&v2], None).unwrap_err(), "no rollout history found for deployment \"web\"");
+    assert_eq!(
+        rollback_request(&current, &[&v2], None).unwrap_err(),
+        "no rollout history found for deployment \"web\""
+    );
     let mut paused = current.clone();
     paused.spec.paused = true;
     assert!(rollback_request(&paused, &[&v1, &v2], None).unwrap_err().starts_with("you cannot rollback a paused"));

@@ -143,7 +143,10 @@ fn endpoints_carry_ready_serving_and_terminating() {
         vec![EndpointPort { name: Some("http".into()), port: Some(8080), protocol: Some(Protocol::Tcp) }]
     );
     assert_eq!(slice.metadata.labels.get(SERVICE_NAME_LABEL).map(String::as_str), Some("web"));
-    assert_eq!(slice.metadata.labels.get(MANAGED_BY_LABEL).map(String::as_str), Some("endpointslice-controller.k8s.io"));
+    assert_eq!(
+        slice.metadata.labels.get(MANAGED_BY_LABEL).map(String::as_str),
+        Some("endpointslice-controller.k8s.io")
+    );
     let owner = slice.metadata.controller_ref().unwrap();
     assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Service", "svc-uid"));
     assert!(slice.metadata.name.starts_with("web-"));

@@ -11,8 +11,8 @@ use kubedst_core::controllers::ReplicaSetController;
 use kubedst_core::objects::pod::{Container, PodPhase, PodStatus};
 use kubedst_core::objects::workloads::ReplicaSetSpec;
 use kubedst_core::objects::{
-    Condition, ConditionStatus, Kind, LabelSelector, Object, ObjectMeta, OwnerReference, Pod, PodSpec,
-    PodTemplateSpec, ReplicaSet, StringMap,
+    Condition, ConditionStatus, Kind, LabelSelector, Object, ObjectMeta, OwnerReference, Pod, PodSpec, PodTemplateSpec,
+    ReplicaSet, StringMap,
 };
 use kubedst_sim::SimRng;
 
@@ -240,7 +240,8 @@ fn scale_down_deletes_unscheduled_pending_not_ready_and_newest_ready_first() {
     terminating.metadata.deletion_timestamp_ns = Some(now_ns + 30 * S);
     terminating.metadata.resource_version = Some("2".into());
     insert(&mut controller, &mut cache, Object::Pod(terminating));
-    let delete_new_ready = result.writes.iter().find(|w| matches!(w, ApiRequest::Delete { key, .. } if key.name == "new-ready")).unwrap();
+    let delete_new_ready =
+        result.writes.iter().find(|w| matches!(w, ApiRequest::Delete { key, .. } if key.name == "new-ready")).unwrap();
     controller.on_write_result(&rs_key(), delete_new_ready, &Err(ApiError::new(ApiErrorReason::Timeout, "timeout")));
     assert_eq!(controller.expectations(&rs_key()).unwrap().del, 1);
     assert!(deletes(&reconcile(&mut controller, &cache, now_ns + 2 * S)).is_empty());

@@ -12,7 +12,9 @@ use kubedst_core::objects::cluster::{NodeResources, NodeSpec, NodeStatus, Taint}
 use kubedst_core::objects::pod::{
     Container, ResourceList, ResourceRequirements, TaintEffect, Toleration, TolerationOperator,
 };
-use kubedst_core::objects::{Bytes, Kind, Millicores, Node, Object, ObjectMeta, OwnerReference, Pod, PodSpec, StringMap};
+use kubedst_core::objects::{
+    Bytes, Kind, Millicores, Node, Object, ObjectMeta, OwnerReference, Pod, PodSpec, StringMap,
+};
 use kubedst_sim::SimRng;
 
 const GI: u64 = 1 << 30;
@@ -194,7 +196,8 @@ fn assumed_pods_hold_their_resources_until_the_bind_fails() {
 #[test]
 fn pods_of_one_owner_spread_over_equal_nodes() {
     let mut rng = SimRng::for_stream(7, "x");
-    let mut objects = vec![Object::Node(node("n1", 4000)), Object::Node(node("n2", 4000)), Object::Node(node("n3", 4000))];
+    let mut objects =
+        vec![Object::Node(node("n1", 4000)), Object::Node(node("n2", 4000)), Object::Node(node("n3", 4000))];
     for i in 0..6 {
         objects.push(Object::Pod(pod(&format!("p{i}"), 100)));
     }
@@ -210,7 +213,8 @@ fn pods_of_one_owner_spread_over_equal_nodes() {
 
 #[test]
 fn the_tie_break_is_seeded() {
-    let cache = cache_of(vec![Object::Node(node("n1", 4000)), Object::Node(node("n2", 4000)), Object::Pod(pod("p", 100))]);
+    let cache =
+        cache_of(vec![Object::Node(node("n1", 4000)), Object::Node(node("n2", 4000)), Object::Pod(pod("p", 100))]);
     let pick = |seed: u64| {
         let mut rng = SimRng::for_stream(seed, "x");
         bound_node(&schedule(&mut Scheduler::new(), &cache, "p", 0, &mut rng)).unwrap()

@@ -106,11 +106,13 @@ fn should_pod_be_in_endpoints(pod: &Pod) -> bool {
     !is_pod_terminal(pod) && pod.status.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
 }
 
+/// Endpoints are grouped by their resolved ports (name, number, protocol of each).
+type PortsKey = Vec<(Option<String>, Option<i32>, Option<Protocol>)>;
+
 /// The slices the Service should have, by name.
 pub fn desired_slices(service: &Service, cache: &Cache) -> BTreeMap<String, EndpointSlice> {
     let namespace = service.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
-    let mut groups: BTreeMap<Vec<(Option<String>, Option<i32>, Option<Protocol>)>, (Vec<EndpointPort>, Vec<Endpoint>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<PortsKey, (Vec<EndpointPort>, Vec<Endpoint>)> = BTreeMap::new();
     for object in cache.list(Kind::Pod, Some(&namespace)) {
         let Object::Pod(pod) = &**object else { continue };
         if !map_selector_matches(&service.spec.selector, &pod.metadata.labels) || !should_pod_be_in_endpoints(pod) {

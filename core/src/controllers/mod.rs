@@ -9,10 +9,10 @@
 //! step per reconcile and says so.
 //!
 //! Code map:
-//! - [`replicaset`]: `ReplicaSetController`, with its expectations.
-//! - [`deployment`]: `DeploymentController` and the `kubectl rollout undo` helper [`deployment::rollback_request`].
-//! - [`endpointslice`]: `EndpointSliceController`.
-//! - [`scheduler`]: `Scheduler`, with assumed pods and unschedulable backoff.
+//! - `replicaset`: `ReplicaSetController`, with its expectations.
+//! - `deployment`: `DeploymentController` and the `kubectl rollout undo` helper [`deployment::rollback_request`].
+//! - `endpointslice`: `EndpointSliceController`.
+//! - `scheduler`: `Scheduler`, with assumed pods and unschedulable backoff.
 //!
 //! Architecture invariant: no reconciler reads a clock or draws randomness except through the
 //! `ReconcileContext` it is given, and all state is in BTreeMaps, so a reconciler fed the same

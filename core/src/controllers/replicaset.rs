@@ -404,10 +404,8 @@ impl Reconciler for ReplicaSetController {
                     }
                 }
             }
-            ApiRequest::Delete { key: pod_key, uid, .. } if pod_key.kind == Kind::Pod => {
-                if result.is_err() {
-                    self.deletion_observed(key, uid.as_deref());
-                }
+            ApiRequest::Delete { key: pod_key, uid, .. } if pod_key.kind == Kind::Pod && result.is_err() => {
+                self.deletion_observed(key, uid.as_deref());
             }
             _ => {}
         }
