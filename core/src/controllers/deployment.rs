@@ -239,6 +239,7 @@ impl WorkingSet {
 pub struct DeploymentController {}
 
 impl DeploymentController {
+    /// A controller with no state yet: no expectations, assumptions or backoffs.
     pub fn new() -> DeploymentController {
         DeploymentController::default()
     }

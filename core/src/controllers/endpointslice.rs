@@ -44,6 +44,7 @@ pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 pub struct EndpointSliceController {}
 
 impl EndpointSliceController {
+    /// A controller with no state yet: no expectations, assumptions or backoffs.
     pub fn new() -> EndpointSliceController {
         EndpointSliceController::default()
     }

@@ -77,6 +77,7 @@ pub struct ReplicaSetController {
 }
 
 impl ReplicaSetController {
+    /// A controller with no state yet: no expectations, assumptions or backoffs.
     pub fn new() -> ReplicaSetController {
         ReplicaSetController::default()
     }

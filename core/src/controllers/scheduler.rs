@@ -155,6 +155,7 @@ fn taint_scores(counts: &[i64]) -> Vec<i64> {
 }
 
 impl Scheduler {
+    /// A controller with no state yet: no expectations, assumptions or backoffs.
     pub fn new() -> Scheduler {
         Scheduler::default()
     }
