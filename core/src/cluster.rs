@@ -19,6 +19,22 @@ use std::time::Duration;
 /// Builds the reconcilers of one controller-manager replica (again after each restart).
 pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
 
+/// kube-controller-manager's workload controllers: ReplicaSet, Deployment, EndpointSlice.
+pub fn standard_controllers() -> ReconcilerFactory {
+    Rc::new(|| {
+        vec![
+            Box::new(crate::controllers::ReplicaSetController::new()) as Box<dyn Reconciler>,
+            Box::new(crate::controllers::DeploymentController::new()),
+            Box::new(crate::controllers::EndpointSliceController::new()),
+        ]
+    })
+}
+
+/// kube-scheduler.
+pub fn standard_scheduler() -> ReconcilerFactory {
+    Rc::new(|| vec![Box::new(crate::controllers::Scheduler::new()) as Box<dyn Reconciler>])
+}
+
 /// What to build.
 #[derive(Clone)]
 pub struct ClusterConfig {

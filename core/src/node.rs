@@ -141,6 +141,11 @@ impl Kubelet {
         self.calls.insert(id, what);
     }
 
+    fn register(&mut self, ctx: &mut Ctx<'_, Msg, Timer>) {
+        let node = self.config.node_object(ctx.now().as_nanos());
+        self.call(ctx, ApiRequest::Create { object: Rc::new(Object::Node(node)) }, KubeletCall::RegisterNode);
+    }
+
     fn renew_lease(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, create: bool) {
         let now_ns = ctx.now().as_nanos();
         let lease = Lease {
@@ -180,7 +185,10 @@ impl Kubelet {
         let config_synced = self.informers[1].synced && self.informers[2].synced;
         let actions = self.workers.sync(now_ns, &desired, &mut self.runtime, config_synced.then_some(&self.cache));
         for update in actions.status_updates {
-            let object = Rc::new(Object::Pod(update.pod));
+            // Upstream patches the status; an update without resourceVersion is the closest here.
+            let mut pod = update.pod;
+            pod.metadata.resource_version = None;
+            let object = Rc::new(Object::Pod(pod));
             self.call(ctx, ApiRequest::UpdateStatus { object }, KubeletCall::PodStatus);
         }
         for delete in actions.final_deletes {
@@ -210,8 +218,7 @@ impl Component<Msg, Timer> for Kubelet {
     fn handle(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, input: Input<Msg, Timer>) {
         match &input {
             Input::Start => {
-                let node = self.config.node_object(ctx.now().as_nanos());
-                self.call(ctx, ApiRequest::Create { object: Rc::new(Object::Node(node)) }, KubeletCall::RegisterNode);
+                self.register(ctx);
                 for informer in &mut self.informers {
                     informer.start(ctx, &mut self.client);
                 }
@@ -245,6 +252,7 @@ impl Component<Msg, Timer> for Kubelet {
                 }
                 self.sync_pods(ctx);
             }
+            Input::Timer { timer: Timer::Tick("kubelet-register"), .. } => self.register(ctx),
             Input::Timer { timer: Timer::Tick("kubelet-lease"), .. } => {
                 self.renew_lease(ctx, false);
                 ctx.set_timer(LEASE_RENEW_INTERVAL, Timer::Tick("kubelet-lease"));
@@ -256,11 +264,21 @@ impl Component<Msg, Timer> for Kubelet {
             Input::Response { id, msg: Msg::ApiResult(result) } => {
                 let Some(call) = self.calls.remove(&id) else { return };
                 match (call, result) {
-                    (KubeletCall::RegisterNode, _) => {
-                        // Registered now or before a restart: either way the node exists.
+                    (KubeletCall::RegisterNode, Ok(_)) => {
                         self.registered = true;
                         self.renew_lease(ctx, true);
                         self.post_node_status(ctx);
+                    }
+                    (KubeletCall::RegisterNode, Err(error)) => {
+                        if error.reason == crate::api::ApiErrorReason::AlreadyExists {
+                            // Registered before a restart: the node exists; refresh its status.
+                            self.registered = true;
+                            self.renew_lease(ctx, true);
+                            self.post_node_status(ctx);
+                        } else {
+                            self.client.fail_over();
+                            ctx.set_timer(Duration::from_secs(1), Timer::Tick("kubelet-register"));
+                        }
                     }
                     (KubeletCall::RenewLease, Err(error)) if error.reason == crate::api::ApiErrorReason::NotFound => {
                         self.renew_lease(ctx, true);
@@ -273,8 +291,7 @@ impl Component<Msg, Timer> for Kubelet {
                 if let Some(call) = self.calls.remove(&id) {
                     self.client.fail_over();
                     if let KubeletCall::RegisterNode = call {
-                        let node = self.config.node_object(ctx.now().as_nanos());
-                        self.call(ctx, ApiRequest::Create { object: Rc::new(Object::Node(node)) }, KubeletCall::RegisterNode);
+                        ctx.set_timer(Duration::from_secs(1), Timer::Tick("kubelet-register"));
                     }
                 }
             }

@@ -615,6 +615,12 @@ impl ContainerRuntime {
         self.pods.get(uid)?.containers.iter().find(|c| c.name == name).map(|c| &c.behavior)
     }
 
+    /// The image of the first container of the pod with `pod_ip` (for reports and checkers).
+    pub fn pod_image(&self, pod_ip: &str) -> Option<String> {
+        let pod = self.pods.values().find(|pod| pod.pod_ip == pod_ip)?;
+        pod.containers.first().map(|container| container.image.clone())
+    }
+
     /// Whether the image is cached on this node.
     pub fn has_image(&self, image: &str) -> bool {
         self.images.contains(image)

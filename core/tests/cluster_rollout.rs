@@ -78,7 +78,7 @@ fn replica_sets(cluster: &Cluster) -> Vec<(String, i32, i32)> {
                 rs.metadata.creation_timestamp_ns.unwrap_or(0),
                 rs.metadata.name.clone(),
                 rs.spec.replicas.unwrap_or(0),
-                rs.status.ready_replicas.unwrap_or(0),
+                rs.status.ready_replicas,
             )),
             _ => None,
         })
@@ -123,9 +123,9 @@ fn watch(cluster: &mut Cluster, until: Time, timeline: &mut Vec<String>, sizes: 
         let status = &d.status;
         let mut line = format!(
             "deploy/web ready={} up-to-date={} available={}",
-            status.ready_replicas.unwrap_or(0),
-            status.updated_replicas.unwrap_or(0),
-            status.available_replicas.unwrap_or(0)
+            status.ready_replicas,
+            status.updated_replicas,
+            status.available_replicas
         );
         for (name, spec, ready) in &sets {
             line.push_str(&format!(" | rs/{name} {spec}/{ready}"));
@@ -163,8 +163,8 @@ fn a_rolling_update_converges_in_kubernetes_steps() {
     let sets = replica_sets(&cluster);
     assert_eq!((sets[0].1, sets[1].1), (0, 10), "{sets:?}");
     let d = deployment(&cluster);
-    assert_eq!(d.status.available_replicas, Some(10));
-    assert_eq!(d.status.updated_replicas, Some(10));
+    assert_eq!(d.status.available_replicas, 10);
+    assert_eq!(d.status.updated_replicas, 10);
 
     // The steps are Kubernetes' (maxSurge 3, maxUnavailable 2 for 10 replicas): first the new
     // ReplicaSet surges to 3, then the old one drops to 8 (13 pods - 8 min available - 3 new
@@ -217,4 +217,22 @@ fn a_rollout_to_an_image_that_never_becomes_ready_stalls_without_downtime() {
 
 fn traffic_log(cluster: &Cluster) -> Vec<kubedst_core::node::RequestRecord> {
     cluster.sim.component::<Traffic>(cluster.traffic[0]).unwrap().log.clone()
+}
+
+#[test]
+fn debug_cluster() {
+    let mut cluster = cluster(7, ImageBehaviors::default());
+    cluster.sim.run_until(Time::from_secs(5)).unwrap();
+    apply_manifests(&mut cluster, MANIFESTS);
+    cluster.sim.run_until(Time::from_secs(30)).unwrap();
+    for kind in [Kind::Node, Kind::Pod, Kind::ReplicaSet, Kind::EndpointSlice, Kind::Lease] {
+        let all = cluster.stored_all(kind);
+        eprintln!("{kind:?}: {}", all.len());
+        for o in all.iter().take(3) {
+            eprintln!("  {}", serde_json::to_string(&**o).unwrap().chars().take(600).collect::<String>());
+        }
+    }
+    eprintln!("{:#?}", cluster.sim.pending());
+    eprintln!("{:#?}", cluster.kubectl_log().iter().map(|r| format!("{:?}", r.result.as_ref().err())).collect::<Vec<_>>());
+    panic!();
 }
