@@ -13,6 +13,21 @@
 //! image backoff; compute phase, conditions and container statuses as `getPhase` and
 //! `generateAPIPodStatus` do; stop a deleted pod with its grace period and then request the final
 //! delete (grace 0); kill and forget pods that are no longer desired.
+//!
+//! Simplified or missing, on purpose for now:
+//! - Probe times are `start + initialDelaySeconds + k * periodSeconds`. Upstream ticks from the
+//!   probe worker's creation (with a random first delay after a kubelet restart) and skips ticks
+//!   before the initial delay; a late sync runs one probe at its own time, as a Go ticker drops
+//!   missed ticks. Probes stop once the pod is terminating. No startup probes, no `timeoutSeconds`.
+//! - A liveness failure kills the container at once (upstream honours the grace period).
+//! - Pods no longer desired are killed without grace.
+//! - No init containers, sidecars, readiness gates, PodReadyToStartContainers condition, in-place
+//!   spec updates (a changed image is ignored) or eviction by resource pressure.
+//! - A missing env reference reports CreateContainerConfigError; a missing volume source keeps the
+//!   pod ContainerCreating (upstream: FailedMount events). The pod starts at the first sync after
+//!   they exist: the component must call `sync` when ConfigMaps or Secrets change.
+//! - After a kubelet restart, pods still in the runtime are adopted with their IP, but restart
+//!   counts and backoffs start again from zero (upstream reads them back from the runtime).
 
 use crate::api::ObjectKey;
 use crate::cache::Cache;
@@ -39,7 +54,8 @@ pub const DEFAULT_GRACE_PERIOD_SECONDS: i64 = 30;
 /// What one `sync` decided.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct KubeletActions {
-    /// Pods whose status should be written (the status subresource), in namespace/name order.
+    /// Pods whose status should be written (the status subresource), in pod uid order. Send them
+    /// before `final_deletes`: a pod's terminal status is posted in the same sync as its delete.
     pub status_updates: Vec<StatusUpdate>,
     /// Terminating pods whose containers have all stopped: delete with grace 0 and this uid as the
     /// precondition, as the kubelet's status manager does.

@@ -13,6 +13,7 @@
 
 use crate::objects::PodSpec;
 use serde::{Deserialize, Deserializer};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 const MS: u64 = 1_000_000;
@@ -37,7 +38,8 @@ pub struct ImageBehavior {
     /// The process exits on its own after running this long (a crash, or a Job's work finishing).
     #[serde(rename = "crash_after", deserialize_with = "option_ms_or_duration")]
     pub crash_after_ns: Option<u64>,
-    /// The exit code when `crash_after` fires: 0 means the work completed (a Job's pod succeeds).
+    /// The exit code when `crash_after` fires (default 1, a crash): 0 means the work completed, as
+    /// a Job's pod does.
     pub exit_code: i32,
     /// The process deadlocks after running this long: it keeps running but stops serving and
     /// fails readiness and liveness probes, so only a liveness probe gets it restarted.
@@ -585,12 +587,7 @@ impl ContainerRuntime {
     /// `now_ns` count even if `advance` has not been called yet: truth does not wait for the kubelet.
     pub fn is_serving(&self, pod_ip: &str, now_ns: u64) -> bool {
         self.pods.values().filter(|pod| pod.pod_ip == pod_ip).any(|pod| {
-            !pod.containers.is_empty()
-                && pod.containers.iter().all(|container| {
-                    let mut view = container.clone();
-                    view.settle(now_ns);
-                    view.is_serving(now_ns)
-                })
+            !pod.containers.is_empty() && pod.containers.iter().all(|container| container.at(now_ns).is_serving(now_ns))
         })
     }
 
@@ -626,21 +623,23 @@ impl ContainerRuntime {
         self.images.contains(image)
     }
 
-    fn settled(&self, uid: &str, name: &str, now_ns: u64) -> Option<RuntimeContainer> {
-        let mut view = self.pods.get(uid)?.containers.iter().find(|c| c.name == name)?.clone();
-        view.settle(now_ns);
-        Some(view)
+    fn settled(&self, uid: &str, name: &str, now_ns: u64) -> Option<Cow<'_, RuntimeContainer>> {
+        Some(self.pods.get(uid)?.containers.iter().find(|c| c.name == name)?.at(now_ns))
     }
 }
 
 impl RuntimeContainer {
-    /// Applies due transitions to a copy, for queries between `advance` calls.
-    fn settle(&mut self, now_ns: u64) {
-        let mut images = BTreeSet::new();
-        // Pretend the image is cached so that a completed pull proceeds to start.
-        images.insert(self.image.clone());
-        while let Some(at) = self.next_transition_ns().filter(|at| *at <= now_ns) {
-            self.step(at, &mut images);
+    /// The container as it is at `now_ns`: itself if nothing is due, else a copy with the due
+    /// transitions applied, for queries between `advance` calls.
+    fn at(&self, now_ns: u64) -> Cow<'_, RuntimeContainer> {
+        if self.next_transition_ns().is_none_or(|at| at > now_ns) {
+            return Cow::Borrowed(self);
         }
+        let mut view = self.clone();
+        let mut images = BTreeSet::new();
+        while let Some(at) = view.next_transition_ns().filter(|at| *at <= now_ns) {
+            view.step(at, &mut images);
+        }
+        Cow::Owned(view)
     }
 }

@@ -467,3 +467,44 @@ fn the_same_inputs_give_the_same_statuses() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn backoff_resets_after_ten_minutes_of_running() {
+    // Each run lasts 700 s, more than twice the 300 s cap since the last backoff update: every
+    // exit restarts at once.
+    let behaviors = ImageBehaviors::default()
+        .with("slowcrash", ImageBehavior { crash_after_ns: Some(700 * S), ..ImageBehavior::default() });
+    let mut node = Node::new(behaviors);
+    node.pods.insert("app".into(), pod("app", "slowcrash"));
+    node.run_until(2200 * S);
+    let starts: Vec<u64> = node
+        .events
+        .iter()
+        .filter(|(_, kind)| matches!(kind, RuntimeEventKind::Started { .. }))
+        .map(|(at, _)| at / MS)
+        .collect();
+    assert_eq!(starts, [1_500, 702_000, 1_402_500, 2_103_000]);
+    assert!(!node.statuses.iter().any(|line| line.contains("CrashLoopBackOff")));
+}
+
+#[test]
+fn a_missing_secret_volume_keeps_the_pod_container_creating_unless_optional() {
+    use kubedst_core::objects::pod::{SecretVolumeSource, Volume};
+    let mut node = Node::new(ImageBehaviors::default());
+    node.config = Some(Cache::new());
+    for (name, optional) in [("strict", None), ("relaxed", Some(true))] {
+        let mut web = pod(name, "nginx");
+        web.spec.volumes = vec![Volume {
+            name: "certs".into(),
+            secret: Some(SecretVolumeSource { secret_name: "tls".into(), optional }),
+            config_map: None,
+        }];
+        node.pods.insert(name.into(), web);
+    }
+    node.run_until(10 * S);
+    assert_eq!(node.pod("strict").status.phase, Some(PodPhase::Pending));
+    let waiting = node.pod("strict").status.container_statuses[0].state.waiting.clone().expect("waiting");
+    assert_eq!(waiting.reason.as_deref(), Some("ContainerCreating"));
+    assert_eq!(node.pod("relaxed").status.phase, Some(PodPhase::Running));
+    assert_eq!(node.runtime.running_pods(), ["uid-relaxed"]);
+}
