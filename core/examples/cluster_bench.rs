@@ -136,7 +136,10 @@ fn main() -> ExitCode {
         .filter(|pod| match &***pod {
             Object::Pod(pod) => {
                 pod.spec.containers[0].image == "app:v2"
-                    && pod.status.ready_condition().is_some_and(|c| c.status == kubedst_core::objects::ConditionStatus::True)
+                    && pod
+                        .status
+                        .ready_condition()
+                        .is_some_and(|c| c.status == kubedst_core::objects::ConditionStatus::True)
             }
             _ => false,
         })
@@ -153,6 +156,13 @@ fn main() -> ExitCode {
             }
         }
     }
-    println!("pods={} ready_v2={} requests_ok={} requests_failed={} trace_hash={:016x}", pods.len(), v2_ready, ok, failed, cluster.sim.trace_hash());
+    println!(
+        "pods={} ready_v2={} requests_ok={} requests_failed={} trace_hash={:016x}",
+        pods.len(),
+        v2_ready,
+        ok,
+        failed,
+        cluster.sim.trace_hash()
+    );
     ExitCode::SUCCESS
 }

@@ -64,7 +64,7 @@ impl NodeConfig {
             memory: Some(Bytes(self.memory_bytes)),
             pods: Some(Bytes(self.max_pods)),
         };
-        let mut status = NodeStatus { capacity: resources.clone(), allocatable: resources, ..NodeStatus::default() };
+        let mut status = NodeStatus { capacity: resources, allocatable: resources, ..NodeStatus::default() };
         crate::apiserver::set_condition(&mut status.conditions, "Ready", ConditionStatus::True, now_ns);
         if let Some(ready) = status.conditions.iter_mut().find(|c| c.condition_type == "Ready") {
             ready.reason = Some("KubeletReady".to_string());
@@ -489,10 +489,17 @@ impl Traffic {
         self.next_id += 1;
         let fresh = self.resolved.as_ref().is_some_and(|(_, at)| now_ns.saturating_sub(*at) < 30_000_000_000);
         if !fresh && self.dns_query.is_none() {
-            self.dns_query = Some(ctx.request(self.dns, Msg::DnsQuery { service: self.service.clone() }, Duration::from_secs(1)));
+            self.dns_query =
+                Some(ctx.request(self.dns, Msg::DnsQuery { service: self.service.clone() }, Duration::from_secs(1)));
         }
         if self.resolved.is_none() {
-            self.log.push(RequestRecord { id, sent_ns: now_ns, done_ns: now_ns, outcome: HttpOutcome::DnsFailure, pod_ip: String::new() });
+            self.log.push(RequestRecord {
+                id,
+                sent_ns: now_ns,
+                done_ns: now_ns,
+                outcome: HttpOutcome::DnsFailure,
+                pod_ip: String::new(),
+            });
             return;
         }
         let request = HttpRequest { id, service: self.service.clone(), pod_ip: String::new() };
@@ -535,7 +542,13 @@ impl Component<Msg, Timer> for Traffic {
             Input::RequestTimedOut { id } => {
                 if let Some((request_id, sent_ns)) = self.in_flight.remove(&id) {
                     let done_ns = ctx.now().as_nanos();
-                    self.log.push(RequestRecord { id: request_id, sent_ns, done_ns, outcome: HttpOutcome::Timeout, pod_ip: String::new() });
+                    self.log.push(RequestRecord {
+                        id: request_id,
+                        sent_ns,
+                        done_ns,
+                        outcome: HttpOutcome::Timeout,
+                        pod_ip: String::new(),
+                    });
                 }
             }
             _ => {}
