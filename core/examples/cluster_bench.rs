@@ -102,6 +102,10 @@ fn main() -> ExitCode {
         })
         .collect();
     let mut cluster = Cluster::build(config);
+    let profile = std::env::var_os("KUBEDST_PROFILE").is_some();
+    if profile {
+        cluster.sim.keep_trace_records();
+    }
     cluster.sim.run_until(Time::from_secs(5)).unwrap();
     for index in 0..args.deployments {
         for loaded in load_manifests("bench.yaml", &manifests(index, args.replicas)).unwrap().objects {
@@ -130,6 +134,24 @@ fn main() -> ExitCode {
         wall.as_secs_f64(),
         virtual_s / wall.as_secs_f64()
     );
+    if profile {
+        // Where the events went: by component (without its index) and kind of record.
+        let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        for record in cluster.sim.trace_records() {
+            let component = if (record.subject as usize) < cluster.sim.component_count() {
+                let name = cluster.sim.component_name(kubedst_sim::ComponentId(record.subject));
+                name.split(['/', '-']).next().unwrap_or(name).to_string()
+            } else {
+                "engine".to_string()
+            };
+            *counts.entry((component, record.kind.name())).or_insert(0) += 1;
+        }
+        let mut sorted: Vec<_> = counts.into_iter().collect();
+        sorted.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        for ((component, kind), count) in sorted.into_iter().take(25) {
+            println!("{count:>10} {component} {kind}");
+        }
+    }
     let pods = cluster.stored_all(Kind::Pod);
     let v2_ready = pods
         .iter()

@@ -33,6 +33,9 @@ pub struct Cache {
     objects: BTreeMap<Kind, BTreeMap<(String, String), Rc<Object>>>,
     /// (kind of dependent, controller uid) -> dependents' (namespace, name).
     by_controller: BTreeMap<(Kind, String), BTreeSet<(String, String)>>,
+    /// (kind, namespace, label key, label value) -> names: selectors look up candidates here
+    /// instead of scanning every object of the namespace.
+    by_label: BTreeMap<(Kind, String, String, String), BTreeSet<String>>,
 }
 
 impl Cache {
@@ -73,6 +76,23 @@ impl Cache {
     pub fn controlled_by(&self, kind: Kind, owner_uid: &str) -> Vec<&Rc<Object>> {
         let Some(names) = self.by_controller.get(&(kind, owner_uid.to_string())) else { return Vec::new() };
         names.iter().filter_map(|(namespace, name)| self.get_by(kind, namespace, name)).collect()
+    }
+
+    /// Objects of `kind` in `namespace` that carry the label `key=value`, ordered by name.
+    pub fn with_label(&self, kind: Kind, namespace: &str, key: &str, value: &str) -> Vec<&Rc<Object>> {
+        let index_key = (kind, namespace.to_string(), key.to_string(), value.to_string());
+        let Some(names) = self.by_label.get(&index_key) else { return Vec::new() };
+        names.iter().filter_map(|name| self.get_by(kind, namespace, name)).collect()
+    }
+
+    /// Objects of `kind` in `namespace` whose labels match every pair of `selector` (a Service's
+    /// selector); an empty selector matches nothing, as a Service without selector selects nothing.
+    pub fn matching_labels(&self, kind: Kind, namespace: &str, selector: &crate::objects::StringMap) -> Vec<&Rc<Object>> {
+        let Some((key, value)) = selector.iter().next() else { return Vec::new() };
+        self.with_label(kind, namespace, key, value)
+            .into_iter()
+            .filter(|object| crate::objects::selector::map_selector_matches(selector, &object.meta().labels))
+            .collect()
     }
 
     /// Inserts or replaces an object; returns the event (None if it is the same revision).
@@ -129,6 +149,12 @@ impl Cache {
     }
 
     fn index(&mut self, key: &ObjectKey, object: &Object) {
+        for (label, value) in &object.meta().labels {
+            self.by_label
+                .entry((key.kind, key.namespace.clone(), label.clone(), value.clone()))
+                .or_default()
+                .insert(key.name.clone());
+        }
         if let Some(owner) = object.meta().controller_ref() {
             self.by_controller
                 .entry((key.kind, owner.uid.clone()))
@@ -138,6 +164,15 @@ impl Cache {
     }
 
     fn unindex(&mut self, key: &ObjectKey, object: &Object) {
+        for (label, value) in &object.meta().labels {
+            let index_key = (key.kind, key.namespace.clone(), label.clone(), value.clone());
+            if let Some(names) = self.by_label.get_mut(&index_key) {
+                names.remove(&key.name);
+                if names.is_empty() {
+                    self.by_label.remove(&index_key);
+                }
+            }
+        }
         if let Some(owner) = object.meta().controller_ref() {
             let index_key = (key.kind, owner.uid.clone());
             if let Some(names) = self.by_controller.get_mut(&index_key) {

@@ -239,7 +239,8 @@ impl Component<Msg, Timer> for Kubelet {
         }
         for informer in &mut self.informers {
             if let InformerOutcome::Events(events) = informer.handle(ctx, &mut self.client, &mut self.cache, &input) {
-                if !events.is_empty() || informer.synced {
+                // A list completes with the first sync; after that, only changes call for one.
+                if !events.is_empty() || self.pod_syncs == 0 {
                     self.sync_pods(ctx);
                 }
                 return;

@@ -114,9 +114,10 @@ type PortsKey = Vec<(Option<String>, Option<i32>, Option<Protocol>)>;
 pub fn desired_slices(service: &Service, cache: &Cache) -> BTreeMap<String, EndpointSlice> {
     let namespace = service.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
     let mut groups: BTreeMap<PortsKey, (Vec<EndpointPort>, Vec<Endpoint>)> = BTreeMap::new();
-    for object in cache.list(Kind::Pod, Some(&namespace)) {
+    // The label index yields exactly the pods the selector matches, in name order.
+    for object in cache.matching_labels(Kind::Pod, &namespace, &service.spec.selector) {
         let Object::Pod(pod) = &**object else { continue };
-        if !map_selector_matches(&service.spec.selector, &pod.metadata.labels) || !should_pod_be_in_endpoints(pod) {
+        if !should_pod_be_in_endpoints(pod) {
             continue;
         }
         let ports = endpoint_ports(service, pod);

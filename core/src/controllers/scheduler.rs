@@ -72,6 +72,18 @@ struct Unschedulable {
 pub struct Scheduler {
     assumed: BTreeMap<ObjectKey, Assumed>,
     unschedulable: BTreeMap<ObjectKey, Unschedulable>,
+    /// Pods seen bound (not terminal), with their node, requests and owner: the scheduler cache,
+    /// kept up to date from events so that a cycle need not scan every pod.
+    bound: BTreeMap<ObjectKey, (String, PodFitInfo, Option<String>)>,
+    /// The sums of `bound` per node.
+    usage: BTreeMap<String, NodeUsage>,
+}
+
+/// What the bound pods of one node add up to.
+#[derive(Clone, Debug, Default)]
+struct NodeUsage {
+    on_node: NodeFitInfo,
+    by_owner: BTreeMap<String, i64>,
 }
 
 fn taint_effect(effect: ObjectTaintEffect) -> TaintEffect {
@@ -188,16 +200,14 @@ impl Scheduler {
             }
         }
         let mut same_owner = vec![0i64; infos.len()];
-        for object in cache.list(Kind::Pod, None) {
-            let Object::Pod(pod) = &**object else { continue };
-            let Some(node) = pod.spec.node_name.as_deref().filter(|n| !n.is_empty()) else { continue };
-            if is_pod_terminal(pod) || self.assumed.contains_key(&ObjectKey::of(object)) {
-                continue;
-            }
+        for (node, usage) in &self.usage {
             if let Some(&i) = index.get(node) {
-                infos[i].add_pod(&pod_fit_info(pod));
-                if owner.is_some() && owner_uid(pod).as_deref() == owner {
-                    same_owner[i] += 1;
+                let info = &mut infos[i];
+                info.requested = usage.on_node.requested;
+                info.nonzero_requested = usage.on_node.nonzero_requested;
+                info.pod_count = usage.on_node.pod_count;
+                if let Some(owner) = owner {
+                    same_owner[i] = usage.by_owner.get(owner).copied().unwrap_or(0);
                 }
             }
         }
@@ -210,6 +220,44 @@ impl Scheduler {
             }
         }
         (infos, same_owner)
+    }
+
+    /// Keeps `bound` and `usage` in step with a pod's latest state.
+    fn track(&mut self, key: &ObjectKey, pod: Option<&Pod>) {
+        if let Some((node, fit, owner)) = self.bound.remove(key) {
+            let usage = self.usage.entry(node.clone()).or_default();
+            let nonzero = fit.nonzero_requests();
+            let info = &mut usage.on_node;
+            info.requested.cpu_millis -= fit.requests.cpu_millis;
+            info.requested.memory_bytes -= fit.requests.memory_bytes;
+            info.nonzero_requested.cpu_millis -= nonzero.cpu_millis;
+            info.nonzero_requested.memory_bytes -= nonzero.memory_bytes;
+            info.pod_count -= 1;
+            if let Some(owner) = owner {
+                if let Some(count) = usage.by_owner.get_mut(&owner) {
+                    *count -= 1;
+                    if *count == 0 {
+                        usage.by_owner.remove(&owner);
+                    }
+                }
+            }
+            if usage.on_node.pod_count == 0 {
+                self.usage.remove(&node);
+            }
+        }
+        let Some(pod) = pod else { return };
+        let Some(node) = pod.spec.node_name.as_deref().filter(|n| !n.is_empty()) else { return };
+        if is_pod_terminal(pod) {
+            return;
+        }
+        let fit = pod_fit_info(pod);
+        let owner = owner_uid(pod);
+        let usage = self.usage.entry(node.to_string()).or_default();
+        usage.on_node.add_pod(&fit);
+        if let Some(owner) = &owner {
+            *usage.by_owner.entry(owner.clone()).or_insert(0) += 1;
+        }
+        self.bound.insert(key.clone(), (node.to_string(), fit, owner));
     }
 
     fn backoff(&mut self, key: &ObjectKey, message: String, now_ns: u64) -> Duration {
@@ -240,6 +288,11 @@ impl Reconciler for Scheduler {
             Object::Node(_) => self.unschedulable.keys().cloned().collect(),
             Object::Pod(pod) => {
                 let key = ObjectKey::of(object);
+                let current = match event {
+                    CacheEvent::Deleted(_) => None,
+                    _ => Some(pod),
+                };
+                self.track(&key, current);
                 let assigned = pod.spec.node_name.as_deref().is_some_and(|n| !n.is_empty());
                 match event {
                     CacheEvent::Deleted(_) => {
