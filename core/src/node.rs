@@ -341,18 +341,13 @@ impl KubeProxy {
     }
 
     fn route(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, reply: ReplyTo, mut request: HttpRequest) {
-        let Some(pod_ip) = self.table.route(&request.service, ctx.rng()) else {
+        let Some((pod_ip, node)) = self.table.route_with_node(&request.service, ctx.rng()) else {
             let msg = Msg::HttpResult { id: request.id, outcome: HttpOutcome::NoEndpoints, pod_ip: String::new() };
             ctx.respond(reply, msg);
             return;
         };
-        let node = self
-            .table
-            .endpoints(&request.service)
-            .into_iter()
-            .find(|endpoint| endpoint.address == pod_ip)
-            .and_then(|endpoint| endpoint.node_name);
-        let Some(kubelet) = node.and_then(|node| self.kubelets.get(&node).copied()) else {
+        let pod_ip = pod_ip.to_string();
+        let Some(kubelet) = node.and_then(|node| self.kubelets.get(node).copied()) else {
             let msg = Msg::HttpResult { id: request.id, outcome: HttpOutcome::Refused, pod_ip };
             ctx.respond(reply, msg);
             return;

@@ -67,6 +67,9 @@ pub struct ProxyTable {
     services: BTreeMap<String, ProxyService>,
     /// (namespace, slice name) -> (service `namespace/name`, its endpoints).
     slices: BTreeMap<(String, String), (String, Vec<ProxyEndpoint>)>,
+    /// Per Service, the endpoints a new connection may use (address, node), recomputed when the
+    /// Service or one of its slices changes, so that routing a request allocates nothing.
+    usable: BTreeMap<String, Vec<(String, Option<String>)>>,
 }
 
 fn namespaced(namespace: Option<&str>, name: &str) -> String {
@@ -94,14 +97,17 @@ impl ProxyTable {
             Object::Service(service) => {
                 let key = namespaced(service.metadata.namespace.as_deref(), &service.metadata.name);
                 let cluster_ip = service.spec.cluster_ip.clone().filter(|ip| !ip.is_empty() && ip != "None");
-                self.services.insert(key, ProxyService { cluster_ip });
+                self.services.insert(key.clone(), ProxyService { cluster_ip });
+                self.refresh(&key);
             }
             Object::EndpointSlice(slice) => {
                 let namespace = slice.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
                 let slot = (namespace.clone(), slice.metadata.name.clone());
                 let Some(service_name) = slice.metadata.labels.get(SERVICE_NAME_LABEL) else {
                     // Not (or no longer) a Service's slice.
-                    self.slices.remove(&slot);
+                    if let Some((owner, _)) = self.slices.remove(&slot) {
+                        self.refresh(&owner);
+                    }
                     return;
                 };
                 let endpoints = slice
@@ -111,7 +117,13 @@ impl ProxyTable {
                         endpoint.addresses.iter().map(move |address| ProxyEndpoint::from_endpoint(endpoint, address))
                     })
                     .collect();
-                self.slices.insert(slot, (namespaced(Some(&namespace), service_name), endpoints));
+                let owner = namespaced(Some(&namespace), service_name);
+                if let Some((previous, _)) = self.slices.insert(slot, (owner.clone(), endpoints)) {
+                    if previous != owner {
+                        self.refresh(&previous);
+                    }
+                }
+                self.refresh(&owner);
             }
             _ => {}
         }
@@ -121,11 +133,15 @@ impl ProxyTable {
     pub fn remove(&mut self, object: &Object) {
         match object {
             Object::Service(service) => {
-                self.services.remove(&namespaced(service.metadata.namespace.as_deref(), &service.metadata.name));
+                let key = namespaced(service.metadata.namespace.as_deref(), &service.metadata.name);
+                self.services.remove(&key);
+                self.refresh(&key);
             }
             Object::EndpointSlice(slice) => {
                 let namespace = slice.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
-                self.slices.remove(&(namespace, slice.metadata.name.clone()));
+                if let Some((owner, _)) = self.slices.remove(&(namespace, slice.metadata.name.clone())) {
+                    self.refresh(&owner);
+                }
             }
             _ => {}
         }
@@ -159,30 +175,49 @@ impl ProxyTable {
         by_address.into_values().cloned().collect()
     }
 
+    /// Recomputes the usable endpoints of one Service: ready ones, else serving terminating ones.
+    fn refresh(&mut self, service: &str) {
+        let usable: Vec<(String, Option<String>)> = if self.cluster_ip(service).is_none() {
+            Vec::new()
+        } else {
+            let endpoints = self.endpoints(service);
+            let ready: Vec<&ProxyEndpoint> = endpoints.iter().filter(|e| e.ready).collect();
+            let chosen = if ready.is_empty() {
+                endpoints.iter().filter(|e| e.serving && e.terminating).collect()
+            } else {
+                ready
+            };
+            chosen.into_iter().map(|e| (e.address.clone(), e.node_name.clone())).collect()
+        };
+        if usable.is_empty() {
+            self.usable.remove(service);
+        } else {
+            self.usable.insert(service.to_string(), usable);
+        }
+    }
+
     /// The endpoints a new connection may go to (see the module docs): ready ones, else serving
     /// terminating ones. Empty when the Service is unknown, has no ClusterIP, or has none usable.
     pub fn usable_endpoints(&self, service: &str) -> Vec<String> {
-        if self.cluster_ip(service).is_none() {
-            return Vec::new();
-        }
-        let endpoints = self.endpoints(service);
-        let ready: Vec<String> = endpoints.iter().filter(|e| e.ready).map(|e| e.address.clone()).collect();
-        if !ready.is_empty() {
-            return ready;
-        }
-        endpoints.iter().filter(|e| e.serving && e.terminating).map(|e| e.address.clone()).collect()
+        self.usable.get(service).map(|usable| usable.iter().map(|(address, _)| address.clone()).collect()).unwrap_or_default()
     }
 
     /// Picks the pod IP for one new connection to `service` (`namespace/name`), uniformly among
     /// the usable endpoints; `None` means no endpoints (kube-proxy rejects the connection). Draws
     /// from `rng` only when there is a choice to make.
     pub fn route(&self, service: &str, rng: &mut SimRng) -> Option<String> {
-        let mut usable = self.usable_endpoints(service);
-        match usable.len() {
-            0 => None,
-            1 => usable.pop(),
-            n => Some(usable.swap_remove(rng.below(n as u64) as usize)),
-        }
+        self.route_with_node(service, rng).map(|(address, _)| address.to_string())
+    }
+
+    /// Like [`ProxyTable::route`], with the node the chosen pod runs on.
+    pub fn route_with_node(&self, service: &str, rng: &mut SimRng) -> Option<(&str, Option<&str>)> {
+        let usable = self.usable.get(service)?;
+        let chosen = match usable.len() {
+            0 => return None,
+            1 => &usable[0],
+            n => &usable[rng.below(n as u64) as usize],
+        };
+        Some((chosen.0.as_str(), chosen.1.as_deref()))
     }
 
     /// Every Service kube-proxy knows, by `namespace/name`.
