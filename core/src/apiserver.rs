@@ -547,12 +547,27 @@ fn copy_status(into: &mut Object, from: &Object) {
 
 /// Whether anything but metadata and status differs: a change that bumps `generation`.
 fn spec_changed(a: &Object, b: &Object) -> bool {
-    let mut a = a.clone();
-    let mut b = b.clone();
-    copy_status(&mut a, &b);
-    *a.meta_mut() = Default::default();
-    *b.meta_mut() = Default::default();
-    a != b
+    match (a, b) {
+        (Object::Pod(x), Object::Pod(y)) => x.spec != y.spec,
+        (Object::ReplicaSet(x), Object::ReplicaSet(y)) => x.spec != y.spec,
+        (Object::Deployment(x), Object::Deployment(y)) => x.spec != y.spec,
+        (Object::Service(x), Object::Service(y)) => x.spec != y.spec,
+        (Object::Node(x), Object::Node(y)) => x.spec != y.spec,
+        (Object::Job(x), Object::Job(y)) => x.spec != y.spec,
+        (Object::Lease(x), Object::Lease(y)) => x.spec != y.spec,
+        (Object::EndpointSlice(x), Object::EndpointSlice(y)) => {
+            x.endpoints != y.endpoints || x.ports != y.ports || x.address_type != y.address_type
+        }
+        _ => {
+            // Kinds without a spec field: everything but metadata and status.
+            let mut a = a.clone();
+            let mut b = b.clone();
+            copy_status(&mut a, &b);
+            *a.meta_mut() = Default::default();
+            *b.meta_mut() = Default::default();
+            a != b
+        }
+    }
 }
 
 /// Computes what a request does to the current object (`None`: absent). Pure, so it can be run
