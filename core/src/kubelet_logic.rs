@@ -38,7 +38,7 @@ use crate::objects::pod::{
 };
 use crate::objects::{Condition, ConditionStatus, Kind, Object, Pod, PodSpec};
 use crate::rules::kubelet::CrashLoopBackOff;
-use crate::runtime::{ContainerRunState, ContainerRuntime, RuntimeEvent};
+use crate::runtime::{ContainerRunState, ContainerRuntime, ProbeInputs, RuntimeEvent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -183,6 +183,20 @@ impl ProbeTiming {
 }
 
 /// One probe worker: consecutive results on a fixed grid from the container's start.
+///
+/// Skipped probes. A probe's result is a pure function of the runtime's container (its state and
+/// injected fault) and of the time, and with the container fixed the time matters only at instants
+/// the runtime knows ([`ProbeInputs::stable_until_ns`]: the next transition, becoming ready,
+/// hanging). When the last result is one whose repetition changes nothing the kubelet reports (a
+/// readiness result equal to the current readiness, a liveness success), every later grid time
+/// before that instant would record the same no-op result, as long as the container stays the
+/// same. The kubelet then does not wake for those probes: it marks the worker quiet at the end of
+/// a sync, wakes at the first grid time at or after the instant (so the first probe that may
+/// differ runs exactly when it did before), and a sync in between skips the grid times before
+/// its own time (the container only changes at syncs: runtime transitions are wake-ups, the
+/// kubelet's own operations happen in syncs, and the owner syncs right after injecting a fault).
+/// A grid time at the sync's own time is probed unless the container is still the one of the last
+/// probe. Results and readiness land at exactly the same times as with every probe run.
 #[derive(Clone, Debug)]
 struct ProbeWorker {
     timing: ProbeTiming,
@@ -191,6 +205,11 @@ struct ProbeWorker {
     next_probe_ns: u64,
     successes: u32,
     failures: u32,
+    /// What the last probe run saw.
+    last_inputs: Option<ProbeInputs>,
+    /// Set at the end of a sync when probes before this time (`u64::MAX`: ever) would repeat the
+    /// last result to no effect.
+    quiet_until_ns: Option<u64>,
 }
 
 impl ProbeWorker {
@@ -201,6 +220,8 @@ impl ProbeWorker {
             next_probe_ns: 0,
             successes: 0,
             failures: 0,
+            last_inputs: None,
+            quiet_until_ns: None,
         }
     }
 
@@ -213,7 +234,93 @@ impl ProbeWorker {
         self.next_probe_ns = started_at_ns.saturating_add(self.timing.initial_delay_ns);
         self.successes = 0;
         self.failures = 0;
+        self.last_inputs = None;
+        self.quiet_until_ns = None;
         true
+    }
+
+    /// The last result of this run, if any.
+    fn last_result(&self) -> Option<bool> {
+        if self.successes > 0 {
+            Some(true)
+        } else if self.failures > 0 {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The first grid time at or after `at_ns` (from the next probe on).
+    fn grid_at_or_after(&self, at_ns: u64) -> u64 {
+        if at_ns <= self.next_probe_ns {
+            return self.next_probe_ns;
+        }
+        let period = self.timing.period_ns;
+        let steps = (at_ns - self.next_probe_ns).div_ceil(period);
+        self.next_probe_ns.saturating_add(steps.saturating_mul(period))
+    }
+
+    /// Runs the probe due at `now_ns`, or skips it (and quiet grid times before it) when its result
+    /// cannot differ from the last one (see the type's comment). `repeat_is_noop` says whether
+    /// recording the last result again would change nothing. Returns the result if it ran.
+    fn probe(
+        &mut self,
+        repeat_is_noop: bool,
+        now_ns: u64,
+        inputs: impl FnOnce() -> Option<ProbeInputs>,
+        run: impl FnOnce() -> bool,
+    ) -> Option<bool> {
+        if self.run_started_at_ns.is_none() {
+            return None;
+        }
+        if let Some(until_ns) = self.quiet_until_ns.filter(|_| repeat_is_noop) {
+            // Grid times before this sync (and before the container could change) repeated the
+            // last result.
+            self.next_probe_ns = self.grid_at_or_after(now_ns.min(until_ns));
+        }
+        if !self.due(now_ns) {
+            return None;
+        }
+        let inputs = inputs();
+        let unchanged = match (&self.last_inputs, &inputs) {
+            (Some(last), Some(current)) => last.same_container(current),
+            _ => false,
+        };
+        if repeat_is_noop && unchanged && self.quiet_until_ns.is_some_and(|until_ns| now_ns < until_ns) {
+            self.skip(now_ns);
+            return None;
+        }
+        let success = run();
+        self.last_inputs = inputs;
+        self.record(success, now_ns);
+        Some(success)
+    }
+
+    /// At the end of a sync: whether the worker is quiet until the container may change.
+    fn settle(&mut self, repeat_is_noop: bool, current: Option<ProbeInputs>) {
+        let unchanged = match (&self.last_inputs, &current) {
+            (Some(last), Some(current)) => last.same_container(current),
+            _ => false,
+        };
+        self.quiet_until_ns = (repeat_is_noop && unchanged)
+            .then(|| self.last_inputs.and_then(|last| last.stable_until_ns).unwrap_or(u64::MAX));
+    }
+
+    /// When this worker needs the kubelet next: the next grid time, or for a quiet worker the
+    /// first grid time at or after the container may change.
+    fn wakeup_ns(&self) -> Option<u64> {
+        match self.quiet_until_ns {
+            Some(u64::MAX) => None,
+            Some(until_ns) => Some(self.grid_at_or_after(until_ns)),
+            None => Some(self.next_probe_ns),
+        }
+    }
+
+    /// Moves past a grid time without a probe, as `record` does.
+    fn skip(&mut self, now_ns: u64) {
+        let period = self.timing.period_ns;
+        let missed = (now_ns - self.next_probe_ns) / period;
+        self.next_probe_ns += (missed + 1) * period;
     }
 
     /// Whether a probe is due at `now_ns`.
@@ -277,6 +384,18 @@ struct PodWorker {
     terminal_phase: Option<PodPhase>,
     last_posted: Option<(PodStatus, u64)>,
     last_delete_request_ns: Option<u64>,
+    /// Incremental syncs: what the worker last worked from. A worker whose pod object (the same
+    /// `Rc`) and runtime pod (its version) did not change and whose own wake-up has not come would
+    /// decide nothing new and compute the same status, so `sync` skips it.
+    seen: Option<Rc<Object>>,
+    seen_runtime_version: Option<u64>,
+    /// The earliest of this worker's wake-up times after its last visit.
+    wakeup_ns: Option<u64>,
+    /// The status depends on more than the pod and the runtime (the ConfigMaps and Secrets before
+    /// the start, the time while reporting ErrImagePull): visit at every sync.
+    volatile: bool,
+    /// Visited in the current sync.
+    visit: bool,
 }
 
 /// A missing ConfigMap or Secret and what it does to the pod's containers.
@@ -331,90 +450,109 @@ impl PodWorkers {
     ) -> KubeletActions {
         let mut actions = KubeletActions { runtime_events: runtime.advance(now_ns), ..KubeletActions::default() };
 
-        let mut wanted: BTreeMap<String, &Pod> = BTreeMap::new();
+        let mut wanted: BTreeMap<&str, (&Rc<Object>, &Pod)> = BTreeMap::new();
         for object in desired {
             if let Object::Pod(pod) = object.as_ref() {
                 let bound_here = pod.spec.node_name.as_deref() == Some(self.node_name.as_str());
                 if let (true, Some(uid)) = (bound_here, pod.metadata.uid.as_deref()) {
-                    wanted.insert(uid.to_string(), pod);
+                    wanted.insert(uid, (object, pod));
                 }
             }
         }
 
         // Pods no longer desired (deleted from the API, bound elsewhere) and runtime pods nobody
         // knows (left over from before a kubelet restart) are killed at once and forgotten.
-        let gone: Vec<String> = self.workers.keys().filter(|uid| !wanted.contains_key(*uid)).cloned().collect();
+        let gone: Vec<String> = self.workers.keys().filter(|uid| !wanted.contains_key(uid.as_str())).cloned().collect();
         for uid in gone {
             let worker = self.workers.remove(&uid).expect("listed above");
             runtime.kill_pod(&uid, now_ns);
             runtime.remove_pod(&uid);
             self.ips.release(&worker.pod_ip);
         }
-        for uid in runtime.running_pods() {
-            if !wanted.contains_key(&uid) {
-                runtime.kill_pod(&uid, now_ns);
-                runtime.remove_pod(&uid);
-            }
+        let unknown: Vec<String> =
+            runtime.pod_uids().filter(|uid| !wanted.contains_key(uid)).map(str::to_string).collect();
+        for uid in unknown {
+            runtime.kill_pod(&uid, now_ns);
+            runtime.remove_pod(&uid);
         }
 
-        // Lifecycle decisions: start, stop, probe, restart.
-        for (uid, pod) in &wanted {
+        // Lifecycle decisions: start, stop, probe, restart. Only workers with something new.
+        for (&uid, &(object, pod)) in &wanted {
             if !self.workers.contains_key(uid) {
                 let terminal = matches!(pod.status.phase, Some(PodPhase::Succeeded | PodPhase::Failed));
                 let started_elsewhere = runtime.has_pod(uid);
                 if terminal && !started_elsewhere {
                     // A finished pod is never run again; only its final delete remains.
                     if pod.metadata.is_terminating() {
-                        actions.final_deletes.push(FinalDelete { key: pod_key(pod), uid: uid.clone() });
+                        actions.final_deletes.push(FinalDelete { key: pod_key(pod), uid: uid.to_string() });
                     }
                     continue;
                 }
                 let Some(worker) = self.new_worker(uid, pod, runtime, now_ns) else { continue };
-                self.workers.insert(uid.clone(), worker);
+                self.workers.insert(uid.to_string(), worker);
             }
             let worker = self.workers.get_mut(uid).expect("inserted above");
-            worker.act(pod, runtime, config, now_ns);
+            worker.visit = worker.volatile
+                || !worker.seen.as_ref().is_some_and(|seen| Rc::ptr_eq(seen, object))
+                || worker.seen_runtime_version != runtime.pod_version(uid)
+                || worker.wakeup_ns.is_some_and(|at| at <= now_ns);
+            if worker.visit {
+                worker.act(pod, runtime, config, now_ns);
+            }
         }
 
         // Stops with grace 0 and starts with zero latency take effect now.
         actions.runtime_events.extend(runtime.advance(now_ns));
 
         // Statuses, final deletes, and the next wake-up.
-        let mut wakeups: Vec<u64> = runtime.next_deadline_ns().into_iter().collect();
-        for (uid, pod) in &wanted {
+        let mut next_wakeup_ns = runtime.next_deadline_ns().filter(|at| *at > now_ns);
+        let mut wakeups: Vec<u64> = Vec::new();
+        for (&uid, &(object, pod)) in &wanted {
             let Some(worker) = self.workers.get_mut(uid) else { continue };
-            worker.observe(runtime);
-            let status = worker.status(pod, runtime, config, now_ns, &self.host_ip);
-            let api_has_it = status == pod.status;
-            let resend_due = |last: Option<(&PodStatus, u64)>| match last {
-                None => true,
-                Some((posted, at)) => *posted != status || now_ns >= at.saturating_add(RESEND_INTERVAL_NS),
+            if worker.visit {
+                worker.visit = false;
+                wakeups.clear();
+                worker.observe(runtime, now_ns);
+                let status = worker.status(pod, runtime, config, now_ns, &self.host_ip);
+                let api_has_it = status == pod.status;
+                let resend_due = |last: Option<(&PodStatus, u64)>| match last {
+                    None => true,
+                    Some((posted, at)) => *posted != status || now_ns >= at.saturating_add(RESEND_INTERVAL_NS),
+                };
+                if !api_has_it && resend_due(worker.last_posted.as_ref().map(|(s, at)| (s, *at))) {
+                    let mut updated = Pod::clone(pod);
+                    updated.status = status.clone();
+                    worker.last_posted = Some((status, now_ns));
+                    actions.status_updates.push(StatusUpdate { key: worker.key.clone(), pod: updated });
+                }
+                if !api_has_it {
+                    if let Some((_, at)) = worker.last_posted {
+                        wakeups.push(at.saturating_add(RESEND_INTERVAL_NS));
+                    }
+                }
+                if pod.metadata.is_terminating() && worker.stopped(runtime) {
+                    let due =
+                        worker.last_delete_request_ns.is_none_or(|at| now_ns >= at.saturating_add(RESEND_INTERVAL_NS));
+                    if due {
+                        worker.last_delete_request_ns = Some(now_ns);
+                        actions.final_deletes.push(FinalDelete { key: worker.key.clone(), uid: uid.to_string() });
+                    }
+                    if let Some(at) = worker.last_delete_request_ns {
+                        wakeups.push(at.saturating_add(RESEND_INTERVAL_NS));
+                    }
+                }
+                worker.wakeups(runtime, &mut wakeups);
+                worker.wakeup_ns = wakeups.iter().copied().filter(|at| *at > now_ns).min();
+                worker.seen = Some(Rc::clone(object));
+                worker.seen_runtime_version = runtime.pod_version(uid);
+                worker.volatile = !worker.started || worker.reports_err_image_pull(runtime, now_ns);
+            }
+            next_wakeup_ns = match (next_wakeup_ns, worker.wakeup_ns) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
-            if !api_has_it && resend_due(worker.last_posted.as_ref().map(|(s, at)| (s, *at))) {
-                worker.last_posted = Some((status.clone(), now_ns));
-                let mut updated = Pod::clone(pod);
-                updated.status = status.clone();
-                actions.status_updates.push(StatusUpdate { key: worker.key.clone(), pod: updated });
-            }
-            if !api_has_it {
-                if let Some((_, at)) = worker.last_posted {
-                    wakeups.push(at.saturating_add(RESEND_INTERVAL_NS));
-                }
-            }
-            if pod.metadata.is_terminating() && worker.stopped(runtime) {
-                let due =
-                    worker.last_delete_request_ns.is_none_or(|at| now_ns >= at.saturating_add(RESEND_INTERVAL_NS));
-                if due {
-                    worker.last_delete_request_ns = Some(now_ns);
-                    actions.final_deletes.push(FinalDelete { key: worker.key.clone(), uid: uid.clone() });
-                }
-                if let Some(at) = worker.last_delete_request_ns {
-                    wakeups.push(at.saturating_add(RESEND_INTERVAL_NS));
-                }
-            }
-            wakeups.extend(worker.wakeups(runtime));
         }
-        actions.next_wakeup_ns = wakeups.into_iter().filter(|at| *at > now_ns).min();
+        actions.next_wakeup_ns = next_wakeup_ns;
         actions
     }
 
@@ -459,6 +597,11 @@ impl PodWorkers {
             terminal_phase: None,
             last_posted: None,
             last_delete_request_ns: None,
+            seen: None,
+            seen_runtime_version: None,
+            wakeup_ns: None,
+            volatile: false,
+            visit: false,
         })
     }
 }
@@ -558,13 +701,19 @@ impl PodWorker {
             let Some(state) = runtime.container_state(&self.uid, &container.name) else { continue };
             // Probes of the current run.
             if let Some(started_at_ns) = state.started_at_ns() {
+                let (uid, name) = (self.uid.as_str(), container.name.as_str());
                 if let Some(readiness) = &mut container.readiness {
                     if readiness.track(started_at_ns) {
                         container.ready = false;
                     }
-                    if readiness.due(now_ns) {
-                        let success = runtime.probe_readiness(&self.uid, &container.name, now_ns);
-                        readiness.record(success, now_ns);
+                    let repeat_is_noop = readiness.last_result() == Some(container.ready);
+                    let result = readiness.probe(
+                        repeat_is_noop,
+                        now_ns,
+                        || runtime.probe_inputs(uid, name, now_ns),
+                        || runtime.probe_readiness(uid, name, now_ns),
+                    );
+                    if result.is_some() {
                         if !container.ready && readiness.successes >= readiness.timing.success_threshold {
                             container.ready = true;
                         } else if container.ready && readiness.failures >= readiness.timing.failure_threshold {
@@ -574,12 +723,17 @@ impl PodWorker {
                 }
                 if let Some(liveness) = &mut container.liveness {
                     liveness.track(started_at_ns);
-                    if liveness.due(now_ns) {
-                        let success = runtime.probe_liveness(&self.uid, &container.name, now_ns);
-                        liveness.record(success, now_ns);
+                    let repeat_is_noop = liveness.last_result() == Some(true);
+                    let result = liveness.probe(
+                        repeat_is_noop,
+                        now_ns,
+                        || runtime.probe_inputs(uid, name, now_ns),
+                        || runtime.probe_liveness(uid, name, now_ns),
+                    );
+                    if result.is_some() {
                         if liveness.failures >= liveness.timing.failure_threshold {
                             // Killed now; the restart below follows the policy and the backoff.
-                            runtime.kill_container(&self.uid, &container.name, now_ns);
+                            runtime.kill_container(uid, name, now_ns);
                             container.ready = false;
                         }
                     }
@@ -623,7 +777,7 @@ impl PodWorker {
     }
 
     /// Updates per-container readiness from the runtime after this sync's operations.
-    fn observe(&mut self, runtime: &ContainerRuntime) {
+    fn observe(&mut self, runtime: &ContainerRuntime, now_ns: u64) {
         for container in &mut self.containers {
             let state = runtime.container_state(&self.uid, &container.name);
             let running = state.is_some_and(|s| s.is_running());
@@ -646,7 +800,24 @@ impl PodWorker {
                     liveness.track(started_at_ns);
                 }
             }
+            if container.readiness.is_some() || container.liveness.is_some() {
+                let current = runtime.probe_inputs(&self.uid, &container.name, now_ns);
+                if let Some(readiness) = &mut container.readiness {
+                    readiness.settle(readiness.last_result() == Some(container.ready), current);
+                }
+                if let Some(liveness) = &mut container.liveness {
+                    liveness.settle(liveness.last_result() == Some(true), current);
+                }
+            }
         }
+    }
+
+    /// Whether a container status says ErrImagePull, which only the sync at the failure reports.
+    fn reports_err_image_pull(&self, runtime: &ContainerRuntime, now_ns: u64) -> bool {
+        self.containers.iter().any(|container| {
+            matches!(runtime.container_state(&self.uid, &container.name),
+                Some(ContainerRunState::PullFailed { at_ns }) if at_ns == now_ns)
+        })
     }
 
     /// Whether every container has stopped (or never ran).
@@ -656,15 +827,14 @@ impl PodWorker {
         })
     }
 
-    /// Times at which this worker has something to do.
-    fn wakeups(&self, runtime: &ContainerRuntime) -> Vec<u64> {
-        let mut times = Vec::new();
+    /// Times at which this worker has something to do (added to `times`).
+    fn wakeups(&self, runtime: &ContainerRuntime, times: &mut Vec<u64>) {
         for container in &self.containers {
             let running = runtime.container_state(&self.uid, &container.name).is_some_and(|s| s.is_running());
             if running && self.stopping_grace_ns.is_none() {
                 for probe in [&container.readiness, &container.liveness].into_iter().flatten() {
                     if probe.run_started_at_ns.is_some() {
-                        times.push(probe.next_probe_ns);
+                        times.extend(probe.wakeup_ns());
                     }
                 }
             }
@@ -679,7 +849,6 @@ impl PodWorker {
                 }
             }
         }
-        times
     }
 
     /// The status the kubelet would report now (`generateAPIPodStatus` and `getPhase`).

@@ -189,6 +189,27 @@ impl ContainerRunState {
     }
 }
 
+/// What a readiness or liveness probe of one container depends on, for a kubelet that skips probes
+/// whose result cannot differ from the last one ([`ContainerRuntime::probe_inputs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeInputs {
+    /// The container's state (as settled at the query time).
+    pub state: ContainerRunState,
+    /// The injected fault.
+    pub fault: AppFault,
+    /// While `state` and `fault` stay as they are, probe results are the same at every time before
+    /// this one (the next own transition, the app's `time_to_ready` or its `hang_after`); `None`:
+    /// forever.
+    pub stable_until_ns: Option<u64>,
+}
+
+impl ProbeInputs {
+    /// Whether a probe would see the same container (ignoring the time).
+    pub fn same_container(&self, other: &ProbeInputs) -> bool {
+        self.state == other.state && self.fault == other.fault
+    }
+}
+
 /// Something that happened in the runtime, reported by [`ContainerRuntime::advance`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuntimeEvent {
@@ -255,7 +276,12 @@ impl RuntimeContainer {
     /// The earliest pending transition (including the `AppReady` report).
     fn next_transition_ns(&self) -> Option<u64> {
         let ready = self.ready_at_ns().filter(|_| !self.ready_reported);
-        let own = match self.state {
+        [ready, self.own_transition_ns()].into_iter().flatten().min()
+    }
+
+    /// The next change of state by itself (not counting the `AppReady` report).
+    fn own_transition_ns(&self) -> Option<u64> {
+        match self.state {
             ContainerRunState::Pulling { done_at_ns } => Some(done_at_ns),
             ContainerRunState::Starting { running_at_ns } => Some(running_at_ns),
             ContainerRunState::Running { started_at_ns } => {
@@ -263,8 +289,18 @@ impl RuntimeContainer {
             }
             ContainerRunState::Terminating { exit_at_ns, .. } => Some(exit_at_ns),
             ContainerRunState::PullFailed { .. } | ContainerRunState::Exited { .. } => None,
+        }
+    }
+
+    /// Probe results depend on the state, the fault and the time; with the first two fixed, the
+    /// time matters only at these instants: the next state transition, becoming ready, hanging.
+    fn probe_stable_until_ns(&self, now_ns: u64) -> Option<u64> {
+        let ready = self.ready_at_ns().filter(|at| *at > now_ns);
+        let hang = match (self.state.started_at_ns(), self.behavior.hang_after_ns) {
+            (Some(started), Some(after)) => Some(started.saturating_add(after)).filter(|at| *at > now_ns),
+            _ => None,
         };
-        [ready, own].into_iter().flatten().min()
+        [ready, hang, self.own_transition_ns()].into_iter().flatten().min()
     }
 
     /// Applies the transition due at `at_ns`.
@@ -368,6 +404,8 @@ struct RuntimePod {
     /// Set by `stop_pod`; `PodStopped` is reported once every container has exited.
     stopping: bool,
     stopped_reported: bool,
+    /// Changes whenever anything about the pod changes (see [`ContainerRuntime::pod_version`]).
+    version: u64,
 }
 
 /// The container runtime of one node (containerd, CRI-O): pods by uid, the image cache, and the
@@ -380,6 +418,8 @@ pub struct ContainerRuntime {
     images: BTreeSet<String>,
     /// Events produced by operations (kills) rather than by time, returned by the next `advance`.
     pending_events: Vec<RuntimeEvent>,
+    /// The last version handed to a pod: versions never repeat, even for a re-created uid.
+    last_version: u64,
 }
 
 impl ContainerRuntime {
@@ -415,9 +455,11 @@ impl ContainerRuntime {
                 record
             })
             .collect();
+        self.last_version += 1;
+        let version = self.last_version;
         self.pods.insert(
             uid.to_string(),
-            RuntimePod { pod_ip: pod_ip.to_string(), containers, stopping: false, stopped_reported: false },
+            RuntimePod { pod_ip: pod_ip.to_string(), containers, stopping: false, stopped_reported: false, version },
         );
     }
 
@@ -429,6 +471,8 @@ impl ContainerRuntime {
         if pod.stopping {
             return false;
         }
+        self.last_version += 1;
+        pod.version = self.last_version;
         let Some(container) = pod.containers.iter_mut().find(|c| c.name == name) else { return false };
         if !matches!(container.state, ContainerRunState::PullFailed { .. }) {
             if let Some(kind) = container.kill(now_ns) {
@@ -441,10 +485,10 @@ impl ContainerRuntime {
 
     /// Kills one container at once with SIGKILL (liveness failure). The kubelet restarts it later.
     pub fn kill_container(&mut self, uid: &str, name: &str, now_ns: u64) {
-        let Some(container) = self.pods.get_mut(uid).and_then(|pod| pod.containers.iter_mut().find(|c| c.name == name))
-        else {
-            return;
-        };
+        let Some(pod) = self.pods.get_mut(uid) else { return };
+        self.last_version += 1;
+        pod.version = self.last_version;
+        let Some(container) = pod.containers.iter_mut().find(|c| c.name == name) else { return };
         if let Some(kind) = container.kill(now_ns) {
             self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
         }
@@ -457,6 +501,8 @@ impl ContainerRuntime {
     pub fn stop_pod(&mut self, uid: &str, grace_ns: u64, now_ns: u64) {
         let Some(pod) = self.pods.get_mut(uid) else { return };
         pod.stopping = true;
+        self.last_version += 1;
+        pod.version = self.last_version;
         let kill_at_ns = now_ns.saturating_add(grace_ns);
         for container in &mut pod.containers {
             match container.state {
@@ -490,6 +536,8 @@ impl ContainerRuntime {
     pub fn kill_pod(&mut self, uid: &str, now_ns: u64) {
         let Some(pod) = self.pods.get_mut(uid) else { return };
         pod.stopping = true;
+        self.last_version += 1;
+        pod.version = self.last_version;
         for container in &mut pod.containers {
             if let Some(kind) = container.kill(now_ns) {
                 self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
@@ -503,14 +551,16 @@ impl ContainerRuntime {
     }
 
     /// Sets or clears an injected app fault; false if there is no such container.
+    ///
+    /// A kubelet notices the change at its next sync (it skips probes whose result cannot change):
+    /// the owner must sync it right after setting a fault, as it does when ConfigMaps change.
     pub fn set_app_fault(&mut self, uid: &str, name: &str, fault: AppFault) -> bool {
-        match self.pods.get_mut(uid).and_then(|pod| pod.containers.iter_mut().find(|c| c.name == name)) {
-            Some(container) => {
-                container.fault = fault;
-                true
-            }
-            None => false,
-        }
+        let Some(pod) = self.pods.get_mut(uid) else { return false };
+        let Some(container) = pod.containers.iter_mut().find(|c| c.name == name) else { return false };
+        container.fault = fault;
+        self.last_version += 1;
+        pod.version = self.last_version;
+        true
     }
 
     /// Applies every transition due at or before `now_ns`, in time order (ties by pod uid, then
@@ -533,6 +583,8 @@ impl ContainerRuntime {
             }
             let Some((at_ns, uid, index)) = earliest else { break };
             let pod = self.pods.get_mut(&uid).expect("found above");
+            self.last_version += 1;
+            pod.version = self.last_version;
             let kind = pod.containers[index].step(at_ns, &mut self.images);
             events.push(RuntimeEvent { at_ns, uid: uid.clone(), kind });
         }
@@ -571,6 +623,18 @@ impl ContainerRuntime {
         self.pods.keys().cloned().collect()
     }
 
+    /// The same uids as [`ContainerRuntime::running_pods`], without copies.
+    pub fn pod_uids(&self) -> impl Iterator<Item = &str> {
+        self.pods.keys().map(String::as_str)
+    }
+
+    /// A number that changes whenever the pod's containers change: by `advance`, by an operation
+    /// (run, restart, kill, stop) or by an injected fault. Never repeats, even after `remove_pod`
+    /// and a new `run_pod` of the same uid. `None` without a sandbox.
+    pub fn pod_version(&self, uid: &str) -> Option<u64> {
+        self.pods.get(uid).map(|pod| pod.version)
+    }
+
     /// Whether the pod holds a sandbox here.
     pub fn has_pod(&self, uid: &str) -> bool {
         self.pods.contains_key(uid)
@@ -600,6 +664,16 @@ impl ContainerRuntime {
     /// lets a starting app answer liveness, as a health endpoint that comes up first would).
     pub fn probe_liveness(&self, uid: &str, container: &str, now_ns: u64) -> bool {
         self.settled(uid, container, now_ns).is_some_and(|c| c.state.is_running() && !c.is_hung(now_ns))
+    }
+
+    /// What a probe of the container at `now_ns` depends on, and until when it stays the same.
+    pub fn probe_inputs(&self, uid: &str, container: &str, now_ns: u64) -> Option<ProbeInputs> {
+        let container = self.settled(uid, container, now_ns)?;
+        Some(ProbeInputs {
+            state: container.state,
+            fault: container.fault,
+            stable_until_ns: container.probe_stable_until_ns(now_ns),
+        })
     }
 
     /// The runtime state of one container, as of the last `advance`.
