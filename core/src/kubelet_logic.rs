@@ -270,9 +270,7 @@ impl ProbeWorker {
         inputs: impl FnOnce() -> Option<ProbeInputs>,
         run: impl FnOnce() -> bool,
     ) -> Option<bool> {
-        if self.run_started_at_ns.is_none() {
-            return None;
-        }
+        self.run_started_at_ns?;
         if let Some(until_ns) = self.quiet_until_ns.filter(|_| repeat_is_noop) {
             // Grid times before this sync (and before the container could change) repeated the
             // last result.
@@ -730,12 +728,10 @@ impl PodWorker {
                         || runtime.probe_inputs(uid, name, now_ns),
                         || runtime.probe_liveness(uid, name, now_ns),
                     );
-                    if result.is_some() {
-                        if liveness.failures >= liveness.timing.failure_threshold {
-                            // Killed now; the restart below follows the policy and the backoff.
-                            runtime.kill_container(uid, name, now_ns);
-                            container.ready = false;
-                        }
+                    if result.is_some() && liveness.failures >= liveness.timing.failure_threshold {
+                        // Killed now; the restart below follows the policy and the backoff.
+                        runtime.kill_container(uid, name, now_ns);
+                        container.ready = false;
                     }
                 }
             }
