@@ -27,6 +27,11 @@ pub struct ControllerHost {
     watched: Vec<BTreeSet<Kind>>,
     queues: Vec<WorkQueue>,
     in_flight: BTreeMap<RequestId, InFlight>,
+    /// Per reconciler, keys whose writes are still in flight, with how many. client-go's sync
+    /// handlers make their API calls synchronously, so a key stays "processing" until its calls
+    /// return, and events meanwhile only mark it dirty: it is synced once more afterwards.
+    processing: Vec<BTreeMap<ObjectKey, usize>>,
+    dirty: Vec<BTreeSet<ObjectKey>>,
     /// Counters for reports and tests.
     pub reconciles: u64,
     pub writes: u64,
@@ -41,6 +46,8 @@ impl ControllerHost {
         let kinds: BTreeSet<Kind> = watched.iter().flatten().copied().collect();
         let informers = kinds.into_iter().enumerate().map(|(index, kind)| Informer::new(index, kind)).collect();
         let queues = reconcilers.iter().map(|_| WorkQueue::default()).collect();
+        let processing = reconcilers.iter().map(|_| BTreeMap::new()).collect();
+        let dirty = reconcilers.iter().map(|_| BTreeSet::new()).collect();
         ControllerHost {
             client: ApiClient::new(api_servers),
             informers,
@@ -49,6 +56,8 @@ impl ControllerHost {
             watched,
             queues,
             in_flight: BTreeMap::new(),
+            processing,
+            dirty,
             reconciles: 0,
             writes: 0,
             write_errors: 0,
@@ -101,11 +110,18 @@ impl ControllerHost {
         let now_ns = ctx.now().as_nanos();
         for index in 0..self.reconcilers.len() {
             while let Some(key) = self.queues[index].pop() {
+                if self.processing[index].contains_key(&key) {
+                    self.dirty[index].insert(key);
+                    continue;
+                }
                 self.reconciles += 1;
                 let decision = {
                     let mut reconcile_ctx = ReconcileContext { now_ns, rng: ctx.rng() };
                     self.reconcilers[index].reconcile(&key, &self.cache, &mut reconcile_ctx)
                 };
+                if !decision.writes.is_empty() {
+                    self.processing[index].insert(key.clone(), decision.writes.len());
+                }
                 for request in decision.writes {
                     self.writes += 1;
                     let id = self.client.send(ctx, request.clone());
@@ -120,6 +136,16 @@ impl ControllerHost {
 
     fn finish_write(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, id: RequestId, result: Result<ApiOk, ApiError>) {
         let Some(write) = self.in_flight.remove(&id) else { return };
+        let processing = &mut self.processing[write.controller];
+        if let Some(outstanding) = processing.get_mut(&write.key) {
+            *outstanding -= 1;
+            if *outstanding == 0 {
+                processing.remove(&write.key);
+                if self.dirty[write.controller].remove(&write.key) {
+                    self.queues[write.controller].add(write.key.clone());
+                }
+            }
+        }
         let retry = match &result {
             Ok(_) => {
                 self.queues[write.controller].forget(&write.key);
