@@ -346,8 +346,7 @@ impl KubeProxy {
             ctx.respond(reply, msg);
             return;
         };
-        let pod_ip = pod_ip.to_string();
-        let Some(kubelet) = node.and_then(|node| self.kubelets.get(node).copied()) else {
+        let Some(kubelet) = node.and_then(|node| self.kubelets.get(&node).copied()) else {
             let msg = Msg::HttpResult { id: request.id, outcome: HttpOutcome::Refused, pod_ip };
             ctx.respond(reply, msg);
             return;
@@ -371,7 +370,7 @@ impl Component<Msg, Timer> for KubeProxy {
                 for event in events {
                     match event {
                         crate::cache::CacheEvent::Added(object) | crate::cache::CacheEvent::Updated(_, object) => {
-                            self.table.upsert(&object)
+                            self.table.upsert_shared(&object)
                         }
                         crate::cache::CacheEvent::Deleted(object) => self.table.remove(&object),
                     }

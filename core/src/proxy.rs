@@ -62,14 +62,20 @@ struct ProxyService {
 
 /// kube-proxy's rules of one node: Services by `namespace/name`, and endpoints from every
 /// EndpointSlice labelled with the Service's name.
+///
+/// Slices are kept as the shared objects the informer delivered, and a Service's usable
+/// endpoints are computed only when traffic to it is routed after a change: every node's proxy
+/// sees every slice update (as in Kubernetes), but only the proxies that route to a Service pay
+/// for reading its slices.
 #[derive(Clone, Debug, Default)]
 pub struct ProxyTable {
     services: BTreeMap<String, ProxyService>,
-    /// (namespace, slice name) -> (service `namespace/name`, its endpoints).
-    slices: BTreeMap<(String, String), (String, Vec<ProxyEndpoint>)>,
-    /// Per Service, the endpoints a new connection may use (address, node), recomputed when the
-    /// Service or one of its slices changes, so that routing a request allocates nothing.
+    /// (namespace, slice name) -> (service `namespace/name`, the slice).
+    slices: BTreeMap<(String, String), (String, Rc<Object>)>,
+    /// Per Service, the endpoints a new connection may use (address, node), as last computed.
     usable: BTreeMap<String, Vec<(String, Option<String>)>>,
+    /// Services whose Service object or slices changed since `usable` was computed.
+    dirty: BTreeSet<String>,
 }
 
 fn namespaced(namespace: Option<&str>, name: &str) -> String {
@@ -87,18 +93,23 @@ impl ProxyTable {
     pub fn rebuild(&mut self, services: &[Rc<Object>], slices: &[Rc<Object>]) {
         *self = ProxyTable::new();
         for object in services.iter().chain(slices) {
-            self.upsert(object);
+            self.upsert_shared(object);
         }
     }
 
     /// Applies one added or updated Service or EndpointSlice.
     pub fn upsert(&mut self, object: &Object) {
-        match object {
+        self.upsert_shared(&Rc::new(object.clone()));
+    }
+
+    /// Applies one added or updated Service or EndpointSlice, keeping the shared object.
+    pub fn upsert_shared(&mut self, object: &Rc<Object>) {
+        match &**object {
             Object::Service(service) => {
                 let key = namespaced(service.metadata.namespace.as_deref(), &service.metadata.name);
                 let cluster_ip = service.spec.cluster_ip.clone().filter(|ip| !ip.is_empty() && ip != "None");
                 self.services.insert(key.clone(), ProxyService { cluster_ip });
-                self.refresh(&key);
+                self.dirty.insert(key);
             }
             Object::EndpointSlice(slice) => {
                 let namespace = slice.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
@@ -106,24 +117,17 @@ impl ProxyTable {
                 let Some(service_name) = slice.metadata.labels.get(SERVICE_NAME_LABEL) else {
                     // Not (or no longer) a Service's slice.
                     if let Some((owner, _)) = self.slices.remove(&slot) {
-                        self.refresh(&owner);
+                        self.dirty.insert(owner);
                     }
                     return;
                 };
-                let endpoints = slice
-                    .endpoints
-                    .iter()
-                    .flat_map(|endpoint| {
-                        endpoint.addresses.iter().map(move |address| ProxyEndpoint::from_endpoint(endpoint, address))
-                    })
-                    .collect();
                 let owner = namespaced(Some(&namespace), service_name);
-                if let Some((previous, _)) = self.slices.insert(slot, (owner.clone(), endpoints)) {
+                if let Some((previous, _)) = self.slices.insert(slot, (owner.clone(), object.clone())) {
                     if previous != owner {
-                        self.refresh(&previous);
+                        self.dirty.insert(previous);
                     }
                 }
-                self.refresh(&owner);
+                self.dirty.insert(owner);
             }
             _ => {}
         }
@@ -135,12 +139,12 @@ impl ProxyTable {
             Object::Service(service) => {
                 let key = namespaced(service.metadata.namespace.as_deref(), &service.metadata.name);
                 self.services.remove(&key);
-                self.refresh(&key);
+                self.dirty.insert(key);
             }
             Object::EndpointSlice(slice) => {
                 let namespace = slice.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
                 if let Some((owner, _)) = self.slices.remove(&(namespace, slice.metadata.name.clone())) {
-                    self.refresh(&owner);
+                    self.dirty.insert(owner);
                 }
             }
             _ => {}
@@ -164,65 +168,70 @@ impl ProxyTable {
     /// in several slices (during a slice update) is taken from the first slice by name, as
     /// kube-proxy's slice cache deduplicates.
     pub fn endpoints(&self, service: &str) -> Vec<ProxyEndpoint> {
-        let mut by_address: BTreeMap<&str, &ProxyEndpoint> = BTreeMap::new();
-        for (owner, endpoints) in self.slices.values() {
-            if owner == service {
-                for endpoint in endpoints {
-                    by_address.entry(endpoint.address.as_str()).or_insert(endpoint);
+        let mut by_address: BTreeMap<&str, ProxyEndpoint> = BTreeMap::new();
+        for (owner, slice) in self.slices.values() {
+            if owner != service {
+                continue;
+            }
+            let Object::EndpointSlice(slice) = &**slice else { continue };
+            for endpoint in &slice.endpoints {
+                for address in &endpoint.addresses {
+                    by_address
+                        .entry(address.as_str())
+                        .or_insert_with(|| ProxyEndpoint::from_endpoint(endpoint, address));
                 }
             }
         }
-        by_address.into_values().cloned().collect()
+        by_address.into_values().collect()
     }
 
-    /// Recomputes the usable endpoints of one Service: ready ones, else serving terminating ones.
-    fn refresh(&mut self, service: &str) {
-        let usable: Vec<(String, Option<String>)> = if self.cluster_ip(service).is_none() {
-            Vec::new()
-        } else {
-            let endpoints = self.endpoints(service);
-            let ready: Vec<&ProxyEndpoint> = endpoints.iter().filter(|e| e.ready).collect();
-            let chosen = if ready.is_empty() {
-                endpoints.iter().filter(|e| e.serving && e.terminating).collect()
-            } else {
-                ready
-            };
-            chosen.into_iter().map(|e| (e.address.clone(), e.node_name.clone())).collect()
-        };
-        if usable.is_empty() {
-            self.usable.remove(service);
-        } else {
-            self.usable.insert(service.to_string(), usable);
+    /// The usable endpoints of a Service, computed from the slices: ready ones, else serving
+    /// terminating ones.
+    fn compute_usable(&self, service: &str) -> Vec<(String, Option<String>)> {
+        if self.cluster_ip(service).is_none() {
+            return Vec::new();
         }
+        let endpoints = self.endpoints(service);
+        let ready: Vec<&ProxyEndpoint> = endpoints.iter().filter(|e| e.ready).collect();
+        let chosen = if ready.is_empty() { endpoints.iter().filter(|e| e.serving && e.terminating).collect() } else { ready };
+        chosen.into_iter().map(|e| (e.address.clone(), e.node_name.clone())).collect()
     }
 
     /// The endpoints a new connection may go to (see the module docs): ready ones, else serving
     /// terminating ones. Empty when the Service is unknown, has no ClusterIP, or has none usable.
     pub fn usable_endpoints(&self, service: &str) -> Vec<String> {
-        self.usable.get(service).map(|usable| usable.iter().map(|(address, _)| address.clone()).collect()).unwrap_or_default()
+        self.compute_usable(service).into_iter().map(|(address, _)| address).collect()
     }
 
     /// Picks the pod IP for one new connection to `service` (`namespace/name`), uniformly among
     /// the usable endpoints; `None` means no endpoints (kube-proxy rejects the connection). Draws
     /// from `rng` only when there is a choice to make.
     pub fn route(&self, service: &str, rng: &mut SimRng) -> Option<String> {
-        self.route_with_node(service, rng).map(|(address, _)| address.to_string())
+        pick(&self.compute_usable(service), rng).map(|(address, _)| address)
     }
 
-    /// Like [`ProxyTable::route`], with the node the chosen pod runs on.
-    pub fn route_with_node(&self, service: &str, rng: &mut SimRng) -> Option<(&str, Option<&str>)> {
-        let usable = self.usable.get(service)?;
-        let chosen = match usable.len() {
-            0 => return None,
-            1 => &usable[0],
-            n => &usable[rng.below(n as u64) as usize],
-        };
-        Some((chosen.0.as_str(), chosen.1.as_deref()))
+    /// Like [`ProxyTable::route`], with the node the chosen pod runs on; reuses the usable
+    /// endpoints computed after the last change (the same choice, computed once per change).
+    pub fn route_with_node(&mut self, service: &str, rng: &mut SimRng) -> Option<(String, Option<String>)> {
+        if self.dirty.remove(service) {
+            let usable = self.compute_usable(service);
+            self.usable.insert(service.to_string(), usable);
+        }
+        pick(self.usable.get(service)?, rng)
     }
 
     /// Every Service kube-proxy knows, by `namespace/name`.
     pub fn services(&self) -> Vec<String> {
         self.services.keys().cloned().collect()
+    }
+}
+
+/// A uniform choice, drawing nothing when there is no choice.
+fn pick(usable: &[(String, Option<String>)], rng: &mut SimRng) -> Option<(String, Option<String>)> {
+    match usable.len() {
+        0 => None,
+        1 => Some(usable[0].clone()),
+        n => Some(usable[rng.below(n as u64) as usize].clone()),
     }
 }
 
