@@ -106,6 +106,13 @@ impl Cache {
             {
                 return None;
             }
+            // Status updates leave labels and owners alone: the indexes stay as they are.
+            let same_index = previous.meta().labels == object.meta().labels
+                && previous.meta().controller_ref().map(|owner| &owner.uid)
+                    == object.meta().controller_ref().map(|owner| &owner.uid);
+            if same_index {
+                return Some(CacheEvent::Updated(previous.clone(), object));
+            }
             self.unindex(&key, previous);
         }
         self.index(&key, &object);

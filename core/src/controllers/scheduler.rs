@@ -77,6 +77,8 @@ pub struct Scheduler {
     bound: BTreeMap<ObjectKey, (String, PodFitInfo, Option<String>)>,
     /// The sums of `bound` per node.
     usage: BTreeMap<String, NodeUsage>,
+    /// The nodes in the rules' terms, rebuilt after a node event.
+    nodes: Option<Vec<NodeFitInfo>>,
 }
 
 /// What the bound pods of one node add up to.
@@ -190,18 +192,24 @@ impl Scheduler {
 
     /// The scheduler cache's NodeInfos: every node with the non-terminal pods bound to it and
     /// the assumed pods.
-    fn node_infos(&self, cache: &Cache, owner: Option<&str>) -> (Vec<NodeFitInfo>, Vec<i64>) {
-        let mut infos: Vec<NodeFitInfo> = Vec::new();
-        let mut index: BTreeMap<String, usize> = BTreeMap::new();
-        for object in cache.list(Kind::Node, None) {
-            if let Object::Node(node) = &**object {
-                index.insert(node.metadata.name.clone(), infos.len());
-                infos.push(node_fit_info(node));
-            }
-        }
+    fn node_infos(&mut self, cache: &Cache, owner: Option<&str>) -> (Vec<NodeFitInfo>, Vec<i64>) {
+        // Nodes change rarely: their rules' view is rebuilt only after a node event.
+        let nodes = self.nodes.get_or_insert_with(|| {
+            cache
+                .list(Kind::Node, None)
+                .into_iter()
+                .filter_map(|object| match &**object {
+                    Object::Node(node) => Some(node_fit_info(node)),
+                    _ => None,
+                })
+                .collect()
+        });
+        let mut infos = nodes.clone();
+        let index: BTreeMap<&str, usize> =
+            nodes.iter().enumerate().map(|(i, node)| (node.name.as_str(), i)).collect();
         let mut same_owner = vec![0i64; infos.len()];
         for (node, usage) in &self.usage {
-            if let Some(&i) = index.get(node) {
+            if let Some(&i) = index.get(node.as_str()) {
                 let info = &mut infos[i];
                 info.requested = usage.on_node.requested;
                 info.nonzero_requested = usage.on_node.nonzero_requested;
@@ -212,7 +220,7 @@ impl Scheduler {
             }
         }
         for assumed in self.assumed.values() {
-            if let Some(&i) = index.get(&assumed.node) {
+            if let Some(&i) = index.get(assumed.node.as_str()) {
                 infos[i].add_pod(&assumed.fit);
                 if owner.is_some() && assumed.owner_uid.as_deref() == owner {
                     same_owner[i] += 1;
@@ -285,7 +293,10 @@ impl Reconciler for Scheduler {
     fn on_event(&mut self, event: &CacheEvent, _cache: &Cache) -> Vec<ObjectKey> {
         let object = event.object();
         match &**object {
-            Object::Node(_) => self.unschedulable.keys().cloned().collect(),
+            Object::Node(_) => {
+                self.nodes = None;
+                self.unschedulable.keys().cloned().collect()
+            }
             Object::Pod(pod) => {
                 let key = ObjectKey::of(object);
                 let current = match event {
