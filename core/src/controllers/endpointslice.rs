@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::api::{namespace_of, ApiRequest, ObjectKey};
+use crate::api::{namespace_of, ApiError, ApiOk, ApiRequest, ObjectKey};
 use crate::cache::{Cache, CacheEvent};
 use crate::controller::{Reconcile, ReconcileContext, Reconciler};
 use crate::objects::meta::IntOrString;
@@ -41,7 +41,11 @@ pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 /// slice, as upstream. IPv4 only; zones and hostnames are not filled in; no EndpointSlice tracker
 /// (a stale cache shows up as a 409 and is repaired by the following watch event).
 #[derive(Clone, Debug, Default)]
-pub struct EndpointSliceController {}
+pub struct EndpointSliceController {
+    /// The resourceVersion of each slice as this controller last wrote it, so that the watch
+    /// echo of its own write does not trigger another sync (upstream's endpointSliceTracker).
+    written: BTreeMap<(String, String), Option<String>>,
+}
 
 impl EndpointSliceController {
     /// A controller with no state yet: no expectations, assumptions or backoffs.
@@ -192,6 +196,13 @@ impl Reconciler for EndpointSliceController {
         let namespace = namespace_of(object);
         match &**object {
             Object::Service(_) => vec![ObjectKey::of(object)],
+            Object::EndpointSlice(slice)
+                if !matches!(event, CacheEvent::Deleted(_))
+                    && self.written.get(&(namespace.clone(), slice.metadata.name.clone()))
+                        == Some(&slice.metadata.resource_version) =>
+            {
+                Vec::new()
+            }
             Object::EndpointSlice(slice) => match slice.metadata.labels.get(SERVICE_NAME_LABEL) {
                 Some(service)
                     if slice.metadata.labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(CONTROLLER_NAME) =>
@@ -220,6 +231,15 @@ impl Reconciler for EndpointSliceController {
                     .collect()
             }
             _ => Vec::new(),
+        }
+    }
+
+    fn on_write_result(&mut self, _key: &ObjectKey, _request: &ApiRequest, result: &Result<ApiOk, ApiError>) {
+        if let Ok(ApiOk::Object(object)) = result {
+            if let Object::EndpointSlice(slice) = &**object {
+                let slot = (namespace_of(object), slice.metadata.name.clone());
+                self.written.insert(slot, slice.metadata.resource_version.clone());
+            }
         }
     }
 
