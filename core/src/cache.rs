@@ -87,7 +87,12 @@ impl Cache {
 
     /// Objects of `kind` in `namespace` whose labels match every pair of `selector` (a Service's
     /// selector); an empty selector matches nothing, as a Service without selector selects nothing.
-    pub fn matching_labels(&self, kind: Kind, namespace: &str, selector: &crate::objects::StringMap) -> Vec<&Rc<Object>> {
+    pub fn matching_labels(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        selector: &crate::objects::StringMap,
+    ) -> Vec<&Rc<Object>> {
         let Some((key, value)) = selector.iter().next() else { return Vec::new() };
         self.with_label(kind, namespace, key, value)
             .into_iter()

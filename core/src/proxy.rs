@@ -193,7 +193,8 @@ impl ProxyTable {
         }
         let endpoints = self.endpoints(service);
         let ready: Vec<&ProxyEndpoint> = endpoints.iter().filter(|e| e.ready).collect();
-        let chosen = if ready.is_empty() { endpoints.iter().filter(|e| e.serving && e.terminating).collect() } else { ready };
+        let chosen =
+            if ready.is_empty() { endpoints.iter().filter(|e| e.serving && e.terminating).collect() } else { ready };
         chosen.into_iter().map(|e| (e.address.clone(), e.node_name.clone())).collect()
     }
 

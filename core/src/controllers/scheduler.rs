@@ -205,8 +205,7 @@ impl Scheduler {
                 .collect()
         });
         let mut infos = nodes.clone();
-        let index: BTreeMap<&str, usize> =
-            nodes.iter().enumerate().map(|(i, node)| (node.name.as_str(), i)).collect();
+        let index: BTreeMap<&str, usize> = nodes.iter().enumerate().map(|(i, node)| (node.name.as_str(), i)).collect();
         let mut same_owner = vec![0i64; infos.len()];
         for (node, usage) in &self.usage {
             if let Some(&i) = index.get(node.as_str()) {
