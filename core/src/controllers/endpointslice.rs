@@ -212,6 +212,21 @@ impl Reconciler for EndpointSliceController {
                 _ => Vec::new(),
             },
             Object::Pod(pod) => {
+                // `podEndpointsChanged`: an update that changes nothing an endpoint shows (address,
+                // readiness, termination, node, phase) and no label concerns no Service.
+                if let CacheEvent::Updated(old, _) = event {
+                    if let Object::Pod(old_pod) = &**old {
+                        let unchanged = old_pod.metadata.labels == pod.metadata.labels
+                            && old_pod.status.pod_ip == pod.status.pod_ip
+                            && old_pod.is_ready() == pod.is_ready()
+                            && old_pod.metadata.is_terminating() == pod.metadata.is_terminating()
+                            && old_pod.spec.node_name == pod.spec.node_name
+                            && is_pod_terminal(old_pod) == is_pod_terminal(pod);
+                        if unchanged {
+                            return Vec::new();
+                        }
+                    }
+                }
                 let mut label_sets = vec![&pod.metadata.labels];
                 if let CacheEvent::Updated(old, _) = event {
                     if let Object::Pod(old_pod) = &**old {
