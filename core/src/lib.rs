@@ -6,6 +6,7 @@
 pub mod api;
 pub mod apiserver;
 pub mod cache;
+pub mod checkers;
 pub mod client;
 pub mod cluster;
 pub mod controller;
