@@ -271,3 +271,28 @@ fn a_slow_clock_on_the_leader_makes_two_leaders_canary() {
     assert!(watch.violation_ns > 0);
     assert_ne!(the_leader(&cluster, &cluster.controller_managers.clone()), old);
 }
+
+/// A follower whose wall clock jumps 5 s ahead still waits a full lease duration of its own
+/// (monotonic) time after it last saw the record change: no overlap.
+#[test]
+fn a_clock_offset_on_the_followers_does_not_matter() {
+    let (mut cluster, _) = started(8);
+    let managers = cluster.controller_managers.clone();
+    let leader = the_leader(&cluster, &managers);
+    let machine = cluster.sim.machine_of(managers[leader]);
+    for (index, &follower) in managers.iter().enumerate() {
+        if index != leader {
+            let follower_machine = cluster.sim.machine_of(follower);
+            cluster.sim.skew_clock(follower_machine, 5_000_000_000);
+        }
+    }
+    let others = others(&cluster, machine);
+    let pairs = cluster.sim.partition(&[machine], &others, false);
+    let mut watch = Watch::default();
+    let until = cluster.sim.now() + Duration::from_secs(40);
+    run_checked(&mut cluster, until, Some(leader), &mut watch);
+    cluster.sim.repair(&pairs);
+    assert_eq!(watch.max_leaders, 1, "{watch:?}");
+    assert!(watch.old_stopped.unwrap() < watch.takeover.unwrap(), "{watch:?}");
+    assert_ne!(the_leader(&cluster, &managers), leader);
+}
