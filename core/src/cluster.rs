@@ -9,6 +9,7 @@ use crate::controller::Reconciler;
 use crate::etcd::Etcd;
 use crate::host::ControllerHost;
 use crate::kubectl::Kubectl;
+use crate::leader::LeaderElectionConfig;
 use crate::node::{Dns, KubeProxy, Kubelet, NodeConfig, Traffic};
 use crate::objects::{Kind, Object};
 use kubedst_sim::{ComponentId, MachineId, RunError, Sim, SimConfig, Time};
@@ -110,22 +111,29 @@ impl Cluster {
         }
         let mut controller_managers = Vec::new();
         let mut schedulers = Vec::new();
+        // With several replicas, each controller manager and scheduler runs leader election
+        // (`--leader-elect`, on by default upstream) on the lease `kube-system/<component>`, with
+        // its component name as identity, so that only one of each acts.
+        let elect = config.control_plane_replicas > 1;
         for (index, &machine) in control_plane_machines.iter().enumerate() {
             // Each replica prefers its local API server, as a kubeadm control plane is wired.
             let mut servers = api_servers.clone();
             servers.rotate_left(index);
-            if let Some(factory) = config.controllers.clone() {
+            let replicas = [
+                ("kube-controller-manager", config.controllers.clone(), &mut controller_managers),
+                ("kube-scheduler", config.scheduler.clone(), &mut schedulers),
+            ];
+            for (lease, factory, ids) in replicas {
+                let Some(factory) = factory else { continue };
                 let servers = servers.clone();
-                controller_managers.push(sim.add_component(
-                    machine,
-                    &format!("kube-controller-manager-{index}"),
-                    move |_| Box::new(ControllerHost::new(servers.clone(), factory())),
-                ));
-            }
-            if let Some(factory) = config.scheduler.clone() {
-                let servers = servers.clone();
-                schedulers.push(sim.add_component(machine, &format!("kube-scheduler-{index}"), move |_| {
-                    Box::new(ControllerHost::new(servers.clone(), factory()))
+                let identity = format!("{lease}-{index}");
+                let election = elect.then(|| LeaderElectionConfig::new(lease, &identity));
+                ids.push(sim.add_component(machine, &identity, move |_| {
+                    let host = ControllerHost::from_factory(servers.clone(), factory.clone());
+                    Box::new(match election.clone() {
+                        Some(election) => host.with_leader_election(election),
+                        None => host,
+                    })
                 }));
             }
         }

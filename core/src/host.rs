@@ -1,11 +1,25 @@
 //! The controller host: a component that runs reconcilers the way kube-controller-manager and
 //! kube-scheduler run theirs, over shared informers, one work queue per reconciler, and one API
 //! client. Users run their own reconcilers in it too.
+//!
+//! With leader election ([`ControllerHost::with_leader_election`]) the host is one replica of an
+//! HA control plane: its informers always run (a warm standby, as kube-scheduler starts its
+//! informers before it elects; kube-controller-manager starts its controllers and their informers
+//! only in `OnStartedLeading`), but its reconcilers see events, reconcile and write only while it
+//! leads. Becoming leader builds fresh reconcilers and hands them every cached object as an
+//! addition (what a handler added to a synced informer receives). Losing the lease ends the process
+//! upstream (`klog.Fatalf("leaderelection lost")` in kube-controller-manager's and kube-scheduler's
+//! `OnStoppedLeading`) and the kubelet restarts it: the host models that by dropping every
+//! reconciler, queue and write in flight (their results are ignored), rebuilding the reconcilers
+//! from the factory and going back to candidate. The informer cache survives that restart (a
+//! simplification: a real restart relists).
 
 use crate::api::{ApiError, ApiErrorReason, ApiOk, ApiRequest, Msg, ObjectKey, Timer};
 use crate::cache::{Cache, CacheEvent};
 use crate::client::{ApiClient, Informer, InformerOutcome, WorkQueue};
+use crate::cluster::ReconcilerFactory;
 use crate::controller::{ReconcileContext, Reconciler};
+use crate::leader::{ElectorEffect, LeaderElectionConfig, LeaderElector};
 use crate::objects::Kind;
 use kubedst_sim::{Component, ComponentId, Ctx, Input, RequestId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,10 +46,20 @@ pub struct ControllerHost {
     /// return, and events meanwhile only mark it dirty: it is synced once more afterwards.
     processing: Vec<BTreeMap<ObjectKey, usize>>,
     dirty: Vec<BTreeSet<ObjectKey>>,
-    /// Counters for reports and tests.
+    /// Builds the reconcilers again after a (modelled) restart; `None`: they are kept.
+    factory: Option<ReconcilerFactory>,
+    /// The leader elector, if the host is one of several replicas.
+    elector: Option<LeaderElector>,
+    /// The elector's API call in flight.
+    elector_request: Option<RequestId>,
+    /// Counters for reports and tests. `writes` counts the reconcilers' writes only.
     pub reconciles: u64,
     pub writes: u64,
     pub write_errors: u64,
+    /// Times the host started or stopped leading (each counts one).
+    pub leader_transitions: u64,
+    /// API calls the elector made (Get, Create, Update of the Lease).
+    pub lease_requests: u64,
 }
 
 impl ControllerHost {
@@ -58,10 +82,92 @@ impl ControllerHost {
             in_flight: BTreeMap::new(),
             processing,
             dirty,
+            factory: None,
+            elector: None,
+            elector_request: None,
             reconciles: 0,
             writes: 0,
             write_errors: 0,
+            leader_transitions: 0,
+            lease_requests: 0,
         }
+    }
+
+    /// A host whose reconcilers `factory` builds (and builds again after a restart).
+    pub fn from_factory(api_servers: Vec<ComponentId>, factory: ReconcilerFactory) -> ControllerHost {
+        let mut host = ControllerHost::new(api_servers, factory());
+        host.factory = Some(factory);
+        host
+    }
+
+    /// Makes the host a candidate for the lease `config` names: it acts only while it leads.
+    pub fn with_leader_election(mut self, config: LeaderElectionConfig) -> ControllerHost {
+        self.elector = Some(LeaderElector::new(config));
+        self
+    }
+
+    /// Whether the host acts now: it leads its lease, or it runs without leader election. This is
+    /// the ground truth behind "at most one leader acts at any instant".
+    pub fn is_leader(&self) -> bool {
+        self.elector.as_ref().is_none_or(LeaderElector::is_leading)
+    }
+
+    /// The elector, if the host runs leader election.
+    pub fn elector(&self) -> Option<&LeaderElector> {
+        self.elector.as_ref()
+    }
+
+    fn run_elector(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, effects: Vec<ElectorEffect>) {
+        let mut work: std::collections::VecDeque<ElectorEffect> = effects.into();
+        while let Some(effect) = work.pop_front() {
+            match effect {
+                ElectorEffect::Send(request) => {
+                    self.lease_requests += 1;
+                    self.elector_request = Some(self.client.send(ctx, request));
+                }
+                ElectorEffect::SetTimer { after, token } => {
+                    ctx.set_timer(after, Timer::User(token));
+                }
+                ElectorEffect::StartedLeading => {
+                    self.leader_transitions += 1;
+                    self.start_leading();
+                }
+                ElectorEffect::StoppedLeading => {
+                    self.leader_transitions += 1;
+                    self.elector_request = None;
+                    self.restart_reconcilers();
+                    let now_ns = ctx.now().as_nanos();
+                    if let Some(elector) = self.elector.as_mut() {
+                        work.extend(elector.restart(now_ns));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `OnStartedLeading`: the reconcilers see every cached object, as handlers added to synced
+    /// informers do.
+    fn start_leading(&mut self) {
+        let mut events = Vec::new();
+        for informer in &self.informers {
+            events.extend(
+                self.cache.list(informer.kind, None).into_iter().map(|object| CacheEvent::Added(object.clone())),
+            );
+        }
+        self.dispatch_events(events);
+    }
+
+    /// The process exits and restarts: reconcilers, queues and writes in flight are gone.
+    fn restart_reconcilers(&mut self) {
+        if let Some(factory) = &self.factory {
+            self.reconcilers = factory();
+            self.watched =
+                self.reconcilers.iter().map(|reconciler| reconciler.watches().into_iter().collect()).collect();
+        }
+        self.queues = self.reconcilers.iter().map(|_| WorkQueue::default()).collect();
+        self.processing = self.reconcilers.iter().map(|_| BTreeMap::new()).collect();
+        self.dirty = self.reconcilers.iter().map(|_| BTreeSet::new()).collect();
+        self.in_flight.clear();
     }
 
     /// The host's view of the cluster (possibly stale).
@@ -91,6 +197,9 @@ impl ControllerHost {
     }
 
     fn dispatch_events(&mut self, events: Vec<CacheEvent>) {
+        if !self.is_leader() {
+            return;
+        }
         for event in events {
             let kind = event.object().kind();
             for (index, reconciler) in self.reconcilers.iter_mut().enumerate() {
@@ -104,7 +213,7 @@ impl ControllerHost {
     }
 
     fn process_queues(&mut self, ctx: &mut Ctx<'_, Msg, Timer>) {
-        if !self.synced() {
+        if !self.synced() || !self.is_leader() {
             return;
         }
         let now_ns = ctx.now().as_nanos();
@@ -132,6 +241,18 @@ impl ControllerHost {
                 }
             }
         }
+    }
+
+    fn elector_result(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, result: Result<ApiOk, ApiError>) {
+        self.elector_request = None;
+        if let Err(error) = &result {
+            if matches!(error.reason, ApiErrorReason::Timeout | ApiErrorReason::ServiceUnavailable) {
+                self.client.fail_over();
+            }
+        }
+        let Some(elector) = self.elector.as_mut() else { return };
+        let effects = elector.on_result(&result, ctx.rng());
+        self.run_elector(ctx, effects);
     }
 
     fn finish_write(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, id: RequestId, result: Result<ApiOk, ApiError>) {
@@ -174,6 +295,10 @@ impl Component<Msg, Timer> for ControllerHost {
             for informer in &mut self.informers {
                 informer.start(ctx, &mut self.client);
             }
+            let now_ns = ctx.now().as_nanos();
+            if let Some(effects) = self.elector.as_mut().map(|elector| elector.start(now_ns)) {
+                self.run_elector(ctx, effects);
+            }
             return;
         }
         for informer in &mut self.informers {
@@ -184,14 +309,27 @@ impl Component<Msg, Timer> for ControllerHost {
             }
         }
         match input {
+            Input::Response { id, msg: Msg::ApiResult(result) } if self.elector_request == Some(id) => {
+                self.elector_result(ctx, result);
+            }
+            Input::RequestTimedOut { id } if self.elector_request == Some(id) => {
+                let error = ApiError::new(ApiErrorReason::Timeout, "the request timed out");
+                self.elector_result(ctx, Err(error));
+            }
             Input::Response { id, msg: Msg::ApiResult(result) } => self.finish_write(ctx, id, result),
             Input::RequestTimedOut { id } => {
                 let error = ApiError::new(ApiErrorReason::Timeout, "the request timed out");
                 self.finish_write(ctx, id, Err(error));
             }
             Input::Timer { timer: Timer::Requeue { controller, key }, .. } => {
-                if controller < self.queues.len() {
+                if controller < self.queues.len() && self.is_leader() {
                     self.queues[controller].add(key);
+                }
+            }
+            Input::Timer { timer: Timer::User(token), .. } => {
+                let now_ns = ctx.now().as_nanos();
+                if let Some(effects) = self.elector.as_mut().map(|elector| elector.on_timer(token, now_ns)) {
+                    self.run_elector(ctx, effects);
                 }
             }
             _ => {}

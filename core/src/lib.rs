@@ -15,6 +15,7 @@ pub mod etcd;
 pub mod host;
 pub mod kubectl;
 pub mod kubelet_logic;
+pub mod leader;
 pub mod manifest;
 pub mod node;
 pub mod objects;
