@@ -356,7 +356,7 @@ fn run_zone(size: usize, silent: usize, until_s: u64) -> Vec<Option<u64>> {
         // Every 100 ms: nodes whose requeue is due (approximated by 5 s periods + 100 ms retries).
         let now = t * S / 10;
         for (i, name) in names.iter().enumerate() {
-            if i >= silent && now % (5 * S) == 0 {
+            if i >= silent && now.is_multiple_of(5 * S) {
                 h.put(lease(name, now, 10 + t));
             }
             h.step_node(name, now);
