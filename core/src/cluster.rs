@@ -20,13 +20,14 @@ use std::time::Duration;
 /// Builds the reconcilers of one controller-manager replica (again after each restart).
 pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
 
-/// kube-controller-manager's workload controllers: ReplicaSet, Deployment, EndpointSlice.
+/// kube-controller-manager's controllers: ReplicaSet, Deployment, EndpointSlice, node lifecycle.
 pub fn standard_controllers() -> ReconcilerFactory {
     Rc::new(|| {
         vec![
             Box::new(crate::controllers::ReplicaSetController::new()) as Box<dyn Reconciler>,
             Box::new(crate::controllers::DeploymentController::new()),
             Box::new(crate::controllers::EndpointSliceController::new()),
+            Box::new(crate::controllers::NodeLifecycleController::new()),
         ]
     })
 }

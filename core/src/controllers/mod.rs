@@ -20,11 +20,13 @@
 
 pub mod deployment;
 pub mod endpointslice;
+pub mod nodelifecycle;
 pub mod replicaset;
 pub mod scheduler;
 
 pub use deployment::{rollback_request, DeploymentController};
 pub use endpointslice::EndpointSliceController;
+pub use nodelifecycle::NodeLifecycleController;
 pub use replicaset::ReplicaSetController;
 pub use scheduler::Scheduler;
 
