@@ -21,7 +21,7 @@ use crate::cluster::ReconcilerFactory;
 use crate::controller::{ReconcileContext, Reconciler};
 use crate::leader::{ElectorEffect, LeaderElectionConfig, LeaderElector};
 use crate::objects::Kind;
-use kubedst_sim::{Component, ComponentId, Ctx, Input, RequestId};
+use kubedst_sim::{Component, ComponentId, Ctx, Input, RequestId, TimerId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A write in flight: which reconciler asked for it, for which key.
@@ -46,6 +46,9 @@ pub struct ControllerHost {
     /// return, and events meanwhile only mark it dirty: it is synced once more afterwards.
     processing: Vec<BTreeMap<ObjectKey, usize>>,
     dirty: Vec<BTreeSet<ObjectKey>>,
+    /// Keys waiting for a requeue timer, with the timer and its deadline on this machine's clock:
+    /// like client-go's delaying queue, a key waits once, for the earliest time asked.
+    waiting: BTreeMap<(usize, ObjectKey), (TimerId, u64)>,
     /// Builds the reconcilers again after a (modelled) restart; `None`: they are kept.
     factory: Option<ReconcilerFactory>,
     /// The leader elector, if the host is one of several replicas.
@@ -82,6 +85,7 @@ impl ControllerHost {
             in_flight: BTreeMap::new(),
             processing,
             dirty,
+            waiting: BTreeMap::new(),
             factory: None,
             elector: None,
             elector_request: None,
@@ -167,6 +171,7 @@ impl ControllerHost {
         self.queues = self.reconcilers.iter().map(|_| WorkQueue::default()).collect();
         self.processing = self.reconcilers.iter().map(|_| BTreeMap::new()).collect();
         self.dirty = self.reconcilers.iter().map(|_| BTreeSet::new()).collect();
+        self.waiting.clear();
         self.in_flight.clear();
     }
 
@@ -237,7 +242,7 @@ impl ControllerHost {
                     self.in_flight.insert(id, InFlight { controller: index, key: key.clone(), request });
                 }
                 if let Some(after) = decision.requeue_after {
-                    ctx.set_timer(after, Timer::Requeue { controller: index, key: key.clone() });
+                    self.add_after(ctx, index, key.clone(), after);
                 }
             }
         }
@@ -253,6 +258,26 @@ impl ControllerHost {
         let Some(elector) = self.elector.as_mut() else { return };
         let effects = elector.on_result(&result, ctx.rng());
         self.run_elector(ctx, effects);
+    }
+
+    /// Queues `key` again after `after`, unless it already waits for an earlier time.
+    fn add_after(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg, Timer>,
+        controller: usize,
+        key: ObjectKey,
+        after: std::time::Duration,
+    ) {
+        let deadline_ns = ctx.now().as_nanos().saturating_add(kubedst_sim::time::duration_nanos(after));
+        let slot = (controller, key);
+        if let Some((timer, existing_ns)) = self.waiting.get(&slot) {
+            if *existing_ns <= deadline_ns {
+                return;
+            }
+            ctx.cancel_timer(*timer);
+        }
+        let timer = ctx.set_timer(after, Timer::Requeue { controller, key: slot.1.clone() });
+        self.waiting.insert(slot, (timer, deadline_ns));
     }
 
     fn finish_write(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, id: RequestId, result: Result<ApiOk, ApiError>) {
@@ -284,7 +309,7 @@ impl ControllerHost {
         self.reconcilers[write.controller].on_write_result(&write.key, &write.request, &result);
         if retry {
             let delay = self.queues[write.controller].backoff(&write.key);
-            ctx.set_timer(delay, Timer::Requeue { controller: write.controller, key: write.key });
+            self.add_after(ctx, write.controller, write.key, delay);
         }
     }
 }
@@ -321,7 +346,12 @@ impl Component<Msg, Timer> for ControllerHost {
                 let error = ApiError::new(ApiErrorReason::Timeout, "the request timed out");
                 self.finish_write(ctx, id, Err(error));
             }
-            Input::Timer { timer: Timer::Requeue { controller, key }, .. } => {
+            Input::Timer { id, timer: Timer::Requeue { controller, key } } => {
+                let slot = (controller, key);
+                if self.waiting.get(&slot).is_some_and(|(timer, _)| *timer == id) {
+                    self.waiting.remove(&slot);
+                }
+                let (controller, key) = slot;
                 if controller < self.queues.len() && self.is_leader() {
                     self.queues[controller].add(key);
                 }
