@@ -72,6 +72,12 @@ enum Pending {
         result: Rc<Object>,
         deleted: bool,
     },
+    /// The watch cache disagreed with a client's resourceVersion: read the object from etcd and
+    /// decide with that (GuaranteedUpdate's re-read), so a lagging cache does not cause false 409s.
+    Refetch {
+        reply: ReplyTo,
+        request: ApiRequest,
+    },
     Get {
         reply: ReplyTo,
     },
@@ -197,6 +203,17 @@ impl ApiServer {
         current: Option<Rc<Object>>,
         attempt: u32,
     ) {
+        if attempt == 0 {
+            if let ApiRequest::Update { object } | ApiRequest::UpdateStatus { object } = &request {
+                let requested = object.meta().resource_version.as_deref();
+                let cached = current.as_ref().and_then(|current| current.meta().resource_version.as_deref());
+                if requested.is_some() && requested != cached {
+                    let key = ObjectKey::of(object).store_key();
+                    self.send_etcd(ctx, EtcdRequest::Get { key }, Pending::Refetch { reply, request });
+                    return;
+                }
+            }
+        }
         let now_ns = ctx.now().as_nanos();
         match mutate(&request, current.as_ref(), now_ns) {
             Mutation::Reply(result) => ctx.respond(reply, Msg::ApiResult(result)),
@@ -261,7 +278,10 @@ impl ApiServer {
                 Pending::InitialList => {
                     ctx.set_timer(Duration::from_secs(1), Timer::Tick("apiserver-etcd-rewatch"));
                 }
-                Pending::Write { reply, .. } | Pending::Get { reply } | Pending::List { reply, .. } => {
+                Pending::Write { reply, .. }
+                | Pending::Get { reply }
+                | Pending::Refetch { reply, .. }
+                | Pending::List { reply, .. } => {
                     let error = ApiError::new(ApiErrorReason::Timeout, "etcd did not answer in time");
                     ctx.respond(reply, Msg::ApiResult(Err(error)));
                 }
@@ -297,6 +317,9 @@ impl ApiServer {
                 } else {
                     self.apply_mutation(ctx, reply, request, current.map(|kv| kv.value), attempt + 1);
                 }
+            }
+            (Pending::Refetch { reply, request }, EtcdResponse::Value { kv, .. }) => {
+                self.apply_mutation(ctx, reply, request, kv.map(|kv| kv.value), 1);
             }
             (Pending::Get { reply }, EtcdResponse::Value { kv, .. }) => {
                 let result = match kv {
