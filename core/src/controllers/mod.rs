@@ -20,12 +20,14 @@
 
 pub mod deployment;
 pub mod endpointslice;
+pub mod job;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod scheduler;
 
 pub use deployment::{rollback_request, DeploymentController};
 pub use endpointslice::EndpointSliceController;
+pub use job::JobController;
 pub use nodelifecycle::NodeLifecycleController;
 pub use replicaset::ReplicaSetController;
 pub use scheduler::Scheduler;
