@@ -29,6 +29,7 @@ pub fn standard_controllers() -> ReconcilerFactory {
             Box::new(crate::controllers::EndpointSliceController::new()),
             Box::new(crate::controllers::NodeLifecycleController::new()),
             Box::new(crate::controllers::JobController::new()),
+            Box::new(crate::controllers::GarbageCollector::new()),
         ]
     })
 }

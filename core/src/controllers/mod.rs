@@ -13,6 +13,7 @@
 //! - `deployment`: `DeploymentController` and the `kubectl rollout undo` helper [`deployment::rollback_request`].
 //! - `endpointslice`: `EndpointSliceController`.
 //! - `scheduler`: `Scheduler`, with assumed pods and unschedulable backoff.
+//! - `garbagecollector`: `GarbageCollector`: background, foreground and orphaning deletion.
 //!
 //! Architecture invariant: no reconciler reads a clock or draws randomness except through the
 //! `ReconcileContext` it is given, and all state is in BTreeMaps, so a reconciler fed the same
@@ -20,6 +21,7 @@
 
 pub mod deployment;
 pub mod endpointslice;
+pub mod garbagecollector;
 pub mod job;
 pub mod nodelifecycle;
 pub mod replicaset;
@@ -27,6 +29,7 @@ pub mod scheduler;
 
 pub use deployment::{rollback_request, DeploymentController};
 pub use endpointslice::EndpointSliceController;
+pub use garbagecollector::GarbageCollector;
 pub use job::JobController;
 pub use nodelifecycle::NodeLifecycleController;
 pub use replicaset::ReplicaSetController;
