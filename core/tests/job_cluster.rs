@@ -121,3 +121,51 @@ fn a_job_whose_pods_always_fail_ends_failed_at_backoff_limit() {
     assert_eq!(pod_phases(&cluster), (0, 3, 0));
     println!("failed in {took}s");
 }
+
+/// Issue 4's promise: a Job finishes with exactly `completions` successes while its pods' nodes
+/// crash (and come back). Pods lost with a node are evicted by the node lifecycle controller after
+/// the 300 s default toleration and replaced.
+#[test]
+fn a_job_completes_exactly_while_its_nodes_crash() {
+    let mut cluster = cluster(21, 0);
+    cluster.sim.run_until(Time::from_secs(5)).unwrap();
+    for loaded in load_manifests("job.yaml", &manifest(6, 3, 6)).unwrap().objects {
+        cluster.create(loaded.object);
+    }
+    // Crash a node while the first pods run (it comes back within its pods' 300 s toleration),
+    // and another one that stays down long enough for its pods to be evicted and replaced.
+    cluster.sim.run_until(Time::from_secs(9)).unwrap();
+    let (first, second) = (cluster.node_machines[0], cluster.node_machines[1]);
+    cluster.sim.crash(first);
+    // Crash node-1 at a moment when a Job pod runs there.
+    let running_on_second = |cluster: &Cluster| {
+        cluster.stored_all(Kind::Pod).iter().any(|pod| {
+            matches!(&**pod, Object::Pod(p) if p.spec.node_name.as_deref() == Some("node-1")
+                && p.status.phase == Some(PodPhase::Running))
+        })
+    };
+    while !running_on_second(&cluster) && cluster.sim.now() < Time::from_secs(60) {
+        cluster.sim.run_for(std::time::Duration::from_millis(100)).unwrap();
+    }
+    assert!(running_on_second(&cluster), "a running Job pod is on the node about to crash");
+    cluster.sim.crash(second);
+    cluster.sim.run_until(Time::from_secs(70)).unwrap();
+    cluster.sim.restart(first);
+    while cluster.sim.now() < Time::from_secs(1_500) && !finished(&job(&cluster)) {
+        if cluster.sim.now() >= Time::from_secs(500) {
+            cluster.sim.restart(second);
+        }
+        cluster.sim.run_for(std::time::Duration::from_secs(1)).unwrap();
+    }
+    // It finished while node-1 was still down, its pod there lost.
+    assert!(cluster.sim.now() < Time::from_secs(500), "finished at {}", cluster.sim.now());
+    let job = job(&cluster);
+    assert!(job.status.conditions.iter().any(|c| c.is_true("Complete")), "{:?}", job.status);
+    assert_eq!(job.status.succeeded, 6, "{:?}", job.status);
+    let succeeded_pods = cluster
+        .stored_all(Kind::Pod)
+        .iter()
+        .filter(|pod| matches!(&***pod, Object::Pod(p) if p.status.phase == Some(PodPhase::Succeeded)))
+        .count();
+    assert_eq!(succeeded_pods, 6, "exactly `completions` pods succeeded");
+}
