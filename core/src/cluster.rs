@@ -75,6 +75,16 @@ impl ClusterConfig {
             traffic: Vec::new(),
         }
     }
+
+    /// The usual test cluster: the standard controllers, the scheduler, and `nodes` default nodes
+    /// named `node-0`, `node-1`, ...
+    pub fn standard(seed: u64, nodes: u8) -> ClusterConfig {
+        let mut config = ClusterConfig::new(seed);
+        config.controllers = Some(standard_controllers());
+        config.scheduler = Some(standard_scheduler());
+        config.nodes = (0..nodes).map(|index| NodeConfig::new(&format!("node-{index}"), index)).collect();
+        config
+    }
 }
 
 /// A built cluster: the simulation and where each component is.

@@ -2,9 +2,8 @@
 //! with each propagation policy, and ground truth (etcd) shows what went and what stayed.
 
 use kubedst_core::api::{ApiRequest, ObjectKey, Propagation};
-use kubedst_core::cluster::{standard_controllers, standard_scheduler, Cluster, ClusterConfig};
+use kubedst_core::cluster::{Cluster, ClusterConfig};
 use kubedst_core::manifest::load_manifests;
-use kubedst_core::node::NodeConfig;
 use kubedst_core::objects::{Kind, Object};
 use kubedst_sim::Time;
 
@@ -35,10 +34,7 @@ fn deployment_key() -> ObjectKey {
 
 /// A cluster whose Deployment has settled: 1 ReplicaSet, 3 pods.
 fn settled_cluster(seed: u64) -> Cluster {
-    let mut config = ClusterConfig::new(seed);
-    config.controllers = Some(standard_controllers());
-    config.scheduler = Some(standard_scheduler());
-    config.nodes = (0..2u8).map(|index| NodeConfig::new(&format!("node-{index}"), index)).collect();
+    let config = ClusterConfig::standard(seed, 2);
     let mut cluster = Cluster::build(config);
     for loaded in load_manifests("web.yaml", MANIFESTS).unwrap().objects {
         cluster.create(loaded.object);

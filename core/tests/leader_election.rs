@@ -6,10 +6,9 @@
 //! Ground truth is [`ControllerHost::is_leader`] of every replica, read after every engine step.
 
 use kubedst_core::api::{ApiRequest, ObjectKey};
-use kubedst_core::cluster::{standard_controllers, standard_scheduler, Cluster, ClusterConfig};
+use kubedst_core::cluster::{Cluster, ClusterConfig};
 use kubedst_core::host::ControllerHost;
 use kubedst_core::manifest::load_manifests;
-use kubedst_core::node::NodeConfig;
 use kubedst_core::objects::pod::PodPhase;
 use kubedst_core::objects::{Kind, Object};
 use kubedst_sim::{ComponentId, MachineId, Time};
@@ -33,11 +32,8 @@ spec:
 "#;
 
 fn cluster(seed: u64) -> Cluster {
-    let mut config = ClusterConfig::new(seed);
+    let mut config = ClusterConfig::standard(seed, 3);
     config.control_plane_replicas = 3;
-    config.controllers = Some(standard_controllers());
-    config.scheduler = Some(standard_scheduler());
-    config.nodes = (0..3u8).map(|index| NodeConfig::new(&format!("node-{index}"), index)).collect();
     let mut cluster = Cluster::build(config);
     for loaded in load_manifests("web.yaml", DEPLOYMENT).unwrap().objects {
         cluster.create(loaded.object);

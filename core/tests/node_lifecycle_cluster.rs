@@ -3,11 +3,11 @@
 //! and replaced on the other nodes; when it comes back it loses the stale pods.
 
 use kubedst_core::api::ObjectKey;
-use kubedst_core::cluster::{standard_controllers, standard_scheduler, Cluster, ClusterConfig};
+use kubedst_core::cluster::{Cluster, ClusterConfig};
 use kubedst_core::controllers::NodeLifecycleController;
 use kubedst_core::host::ControllerHost;
 use kubedst_core::manifest::load_manifests;
-use kubedst_core::node::{Kubelet, NodeConfig};
+use kubedst_core::node::Kubelet;
 use kubedst_core::objects::{ConditionStatus, Kind, Object};
 use kubedst_sim::Time;
 use std::time::Duration;
@@ -33,10 +33,7 @@ spec:
 "#;
 
 fn cluster(seed: u64) -> Cluster {
-    let mut config = ClusterConfig::new(seed);
-    config.controllers = Some(standard_controllers());
-    config.scheduler = Some(standard_scheduler());
-    config.nodes = (0..3u8).map(|index| NodeConfig::new(&format!("node-{index}"), index)).collect();
+    let config = ClusterConfig::standard(seed, 3);
     let mut cluster = Cluster::build(config);
     for loaded in load_manifests("web.yaml", MANIFESTS).unwrap().objects {
         cluster.create(loaded.object);
