@@ -273,6 +273,9 @@ pub enum EtcdRequest {
     Watch {
         after_revision: Revision,
     },
+    /// `etcdctl compact`: an operator (the harness, as a fault) compacts history up to the current
+    /// revision. Sent as a plain message; it has no answer.
+    CompactNow,
 }
 
 /// One key's value with its revisions.
@@ -417,6 +420,7 @@ impl TraceDigest for Msg {
             Msg::Etcd(EtcdRequest::Get { key }) => 12 ^ stable_hash_str(key),
             Msg::Etcd(EtcdRequest::Range { prefix }) => 13 ^ stable_hash_str(prefix),
             Msg::Etcd(EtcdRequest::Watch { after_revision }) => 14 ^ after_revision << 8,
+            Msg::Etcd(EtcdRequest::CompactNow) => 15,
             Msg::EtcdResult(EtcdResponse::Written { revision }) => 15 ^ revision << 8,
             Msg::EtcdResult(EtcdResponse::CompareFailed { revision, .. }) => 16 ^ revision << 8,
             Msg::EtcdResult(EtcdResponse::Value { revision, .. }) => 17 ^ revision << 8,

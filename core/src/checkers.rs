@@ -321,3 +321,44 @@ impl CheckerSet {
         Ok(())
     }
 }
+
+/// Eventually: every Deployment has exactly `spec.replicas` ready pods running its current
+/// template's images and no other pods, read from etcd. Returns what is unmet, in words; empty
+/// when converged.
+pub fn unconverged(cluster: &crate::cluster::Cluster) -> Vec<String> {
+    let pods = cluster.stored_all(Kind::Pod);
+    let mut pending = Vec::new();
+    for object in cluster.stored_all(Kind::Deployment) {
+        let Object::Deployment(deployment) = &*object else { continue };
+        if deployment.metadata.deletion_timestamp_ns.is_some() {
+            continue;
+        }
+        let want = deployment.spec.replicas.unwrap_or(1);
+        let images: Vec<&str> =
+            deployment.spec.template.spec.containers.iter().map(|container| container.image.as_str()).collect();
+        let (mut ready, mut other) = (0, 0);
+        for object in &pods {
+            let Object::Pod(pod) = &**object else { continue };
+            if pod.metadata.namespace != deployment.metadata.namespace
+                || !deployment.spec.selector.matches(&pod.metadata.labels)
+            {
+                continue;
+            }
+            let current =
+                pod.spec.containers.iter().map(|container| container.image.as_str()).eq(images.iter().copied());
+            if current && pod.metadata.deletion_timestamp_ns.is_none() && pod.is_ready() {
+                ready += 1;
+            } else {
+                other += 1;
+            }
+        }
+        if ready != want || other != 0 {
+            pending.push(format!(
+                "deployment {}/{}: {ready}/{want} ready pods of the current template, {other} other pods",
+                deployment.metadata.namespace.as_deref().unwrap_or("default"),
+                deployment.metadata.name
+            ));
+        }
+    }
+    pending
+}

@@ -216,6 +216,29 @@ impl Cluster {
         self.submit(ApiRequest::Create { object: Rc::new(object) });
     }
 
+    /// `etcdctl compact` at etcd's current revision (a model fault). False if etcd is down.
+    pub fn compact_now(&mut self) -> bool {
+        if self.sim.component::<Etcd>(self.etcd).is_none() {
+            return false;
+        }
+        self.sim.inject(self.etcd, Msg::Etcd(crate::api::EtcdRequest::CompactNow));
+        true
+    }
+
+    /// Traffic source `source` now sends one request per `interval`, or stops (`None`).
+    pub fn set_traffic(&mut self, source: usize, interval: Option<Duration>) {
+        let Some(&id) = self.traffic.get(source) else { return };
+        if let Some(traffic) = self.sim.component_mut::<Traffic>(id) {
+            match interval {
+                Some(interval) => {
+                    traffic.interval = interval;
+                    traffic.enabled = true;
+                }
+                None => traffic.enabled = false,
+            }
+        }
+    }
+
     /// The results kubectl has logged, in order.
     pub fn kubectl_log(&self) -> &[crate::kubectl::KubectlResult] {
         &self.sim.component::<Kubectl>(self.kubectl).expect("kubectl runs on a machine no fault touches").log

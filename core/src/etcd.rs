@@ -78,6 +78,7 @@ impl Etcd {
                 EtcdResponse::Values { kvs: self.store.list(&prefix).into_iter().map(Self::kv).collect(), revision }
             }
             EtcdRequest::Watch { .. } => unreachable!("watches arrive on streams"),
+            EtcdRequest::CompactNow => unreachable!("compaction orders arrive as messages"),
         }
     }
 
@@ -133,6 +134,13 @@ impl Component<Msg, Timer> for Etcd {
             }
             Input::StreamMessage { id, msg: Msg::Etcd(EtcdRequest::Watch { after_revision }) } => {
                 self.watchers.insert(id, after_revision);
+                self.pump_watchers(ctx);
+            }
+            Input::Message { msg: Msg::Etcd(EtcdRequest::CompactNow), .. } => {
+                let revision = self.store.current_revision();
+                if revision > self.store.compacted_revision() {
+                    self.store.compact(revision).expect("the current revision can always be compacted");
+                }
                 self.pump_watchers(ctx);
             }
             Input::StreamBroken { id } => {

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod controller;
 pub mod controllers;
 pub mod etcd;
+pub mod harness;
 pub mod host;
 pub mod kubectl;
 pub mod kubelet_logic;

@@ -44,7 +44,7 @@ fn parse_args() -> Result<Args, String> {
     if args.hosts < 2 {
         return Err("--hosts must be at least 2".into());
     }
-    if args.deliveries == 0 || args.deliveries % (2 * u64::from(args.hosts)) != 0 {
+    if args.deliveries == 0 || !args.deliveries.is_multiple_of(2 * u64::from(args.hosts)) {
         return Err(format!("--deliveries must be a positive multiple of 2 x hosts = {}", 2 * args.hosts));
     }
     Ok(args)
@@ -106,9 +106,12 @@ enum Msg {
     Pong,
 }
 
+/// A baseline event: (time, sequence, from host, to host, message code).
+type BaselineEvent = Reverse<(u64, u64, u32, u32, u8)>;
+
 /// The floor: the same workload with nothing but a heap, a ChaCha8 stream per host, and counters.
 fn baseline(hosts: u32, round_trips: u64, seed: u64) -> u64 {
-    let mut queue: BinaryHeap<Reverse<(u64, u64, u32, u32, u8)>> = BinaryHeap::new();
+    let mut queue: BinaryHeap<BaselineEvent> = BinaryHeap::new();
     let mut rngs: Vec<ChaCha8Rng> =
         (0..hosts).map(|i| ChaCha8Rng::seed_from_u64(seed ^ (u64::from(i) << 32))).collect();
     let mut completed = vec![0u64; hosts as usize];

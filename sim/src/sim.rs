@@ -704,6 +704,23 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         Ok(())
     }
 
+    /// Processes the next event if it is due at or before `deadline` and returns true; otherwise
+    /// sets the clock to `deadline` and returns false. For harnesses that look at the world after
+    /// every event without running past a point in time.
+    pub fn step_until(&mut self, deadline: Time) -> Result<bool, RunError> {
+        match self.queue.peek() {
+            Some(next) if Time::from_nanos((next.key >> 64) as u64) <= deadline => {
+                self.check_budget()?;
+                self.step();
+                Ok(true)
+            }
+            _ => {
+                self.now = self.now.max(deadline);
+                Ok(false)
+            }
+        }
+    }
+
     /// Runs for `span` of virtual time from now.
     pub fn run_for(&mut self, span: Duration) -> Result<(), RunError> {
         self.run_until(self.now + span)

@@ -369,8 +369,7 @@ fn fault_schedules_round_trip_through_json_and_name_bad_machines() {
         err.to_string(),
         "fault 0 (lose m-9) names machine \"m-9\", which is not in the cluster (machines: m-0, m-1)"
     );
-    let mut degraded = LinkConfig::default();
-    degraded.loss = Ratio { num: 3, den: 2 };
+    let degraded = LinkConfig { loss: Ratio { num: 3, den: 2 }, ..LinkConfig::default() };
     let bad = FaultSchedule::new(vec![TimedFault {
         at: Duration::ZERO,
         fault: Fault::DegradeLink {
