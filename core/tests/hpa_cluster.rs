@@ -176,3 +176,43 @@ fn a_traffic_spike_scales_up_and_its_end_scales_down_after_the_window() {
         println!("seed {seed}: scale-up {:.1}s after the spike, down {after_end:.1}s after its end: {changes:?}", up_at - spike_start);
     }
 }
+
+/// metrics-server's machine crashes as the spike starts and restarts 60 s later: while it is down
+/// the HPA's metrics queries fail (503 from the API server's aggregation layer), it reports
+/// ScalingActive False and does not scale; once metrics-server is back it needs two scrapes for
+/// a rate, and the HPA scales up at its next sync.
+#[test]
+fn a_metrics_server_outage_pauses_scaling_until_it_is_back() {
+    const CRASH_S: u64 = 55;
+    const RESTART_S: u64 = 115;
+    // Two scrape cycles (the first at the restart) for a rate, then up to one sync.
+    const RESUME_BOUND_S: u64 = 15 + 15 + 1;
+    for seed in 1..=3 {
+        let mut cluster = build(seed);
+        let machine = cluster.sim.machine_id("metrics-server").unwrap();
+        cluster.sim.run_until(Time::from_secs(CRASH_S)).unwrap();
+        assert_eq!(deployment_replicas(&cluster), Some(2));
+        assert!(cluster.sim.crash(machine));
+        cluster.sim.run_until(Time::from_secs(SPIKE_START_S)).unwrap();
+        cluster.set_traffic_interval(0, Some(SPIKE));
+        cluster.set_traffic_interval(1, Some(SPIKE));
+        cluster.sim.run_until(Time::from_secs(RESTART_S)).unwrap();
+        assert_eq!(deployment_replicas(&cluster), Some(2), "seed {seed}: scaled without metrics");
+        let hpa = cluster.stored(&ObjectKey::new(Kind::HorizontalPodAutoscaler, "default", "web")).unwrap();
+        let Object::HorizontalPodAutoscaler(hpa) = &*hpa else { unreachable!() };
+        let active = hpa.status.conditions.iter().find(|c| c.condition_type == "ScalingActive").unwrap();
+        assert_eq!(active.reason.as_deref(), Some("FailedGetResourceMetric"), "seed {seed}: {active:?}");
+        assert!(cluster.sim.restart(machine));
+        let mut resumed = None;
+        while cluster.sim.now() < Time::from_secs(RESTART_S + 120) {
+            assert!(cluster.sim.step());
+            if deployment_replicas(&cluster).is_some_and(|r| r > 2) {
+                resumed = Some(cluster.sim.now().as_millis() as f64 / 1000.0 - RESTART_S as f64);
+                break;
+            }
+        }
+        let resumed = resumed.unwrap_or_else(|| panic!("seed {seed}: no scale-up after metrics-server came back"));
+        assert!(resumed <= RESUME_BOUND_S as f64, "seed {seed}: scaled {resumed}s after the restart");
+        println!("seed {seed}: scaled up {resumed:.1}s after metrics-server restarted");
+    }
+}
