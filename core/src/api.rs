@@ -463,9 +463,7 @@ impl TraceDigest for Msg {
             Msg::StatsSummary(summary) => 27 ^ stable_hash_str(&summary.node) ^ (summary.pods.len() as u64) << 8,
             Msg::PodMetricsQuery { namespace } => 28 ^ stable_hash_str(namespace),
             Msg::PodMetricsAnswer(metrics) => 29 ^ (metrics.len() as u64) << 8,
-            Msg::SetTrafficInterval { interval } => {
-                30 ^ interval.map_or(0, |interval| kubedst_sim::time::duration_nanos(interval)) << 8
-            }
+            Msg::SetTrafficInterval { interval } => 30 ^ interval.map_or(0, kubedst_sim::time::duration_nanos) << 8,
             Msg::Cloud(request) => 31 ^ request.trace_digest() << 8,
             Msg::CloudResult(response) => 32 ^ response.trace_digest() << 8,
         }

@@ -96,8 +96,11 @@ impl MetricsStore {
         for summary in batch {
             for pod in &summary.pods {
                 let key = (pod.namespace.clone(), pod.name.clone());
-                let point =
-                    Point { uid: pod.uid.clone(), time_ns: summary.time_ns, usage_millicore_ns: pod.cpu_usage_millicore_ns };
+                let point = Point {
+                    uid: pod.uid.clone(),
+                    time_ns: summary.time_ns,
+                    usage_millicore_ns: pod.cpu_usage_millicore_ns,
+                };
                 let previous = self.pods.get(&key).and_then(|(previous, last)| {
                     let same_pod = last.uid == point.uid;
                     if !same_pod {
@@ -106,7 +109,9 @@ impl MetricsStore {
                         Some(last.clone())
                     } else {
                         // The same point again (or an older one): keep the previous one, if older.
-                        previous.clone().filter(|p| p.time_ns < point.time_ns && p.usage_millicore_ns <= point.usage_millicore_ns)
+                        previous
+                            .clone()
+                            .filter(|p| p.time_ns < point.time_ns && p.usage_millicore_ns <= point.usage_millicore_ns)
                     }
                 });
                 next.insert(key, (previous, point));

@@ -115,9 +115,7 @@ fn provision_and_delete(seed: u64, profile: CloudProfile) -> (Time, u64, u64) {
     // Deleting the Service deprovisions the load balancer, then the finalizer lets it go.
     cluster.submit(ApiRequest::Delete { key: service_key(), uid: None, grace_period_seconds: None, propagation: None });
     let limit = cluster.sim.now() + std::time::Duration::from_secs(120);
-    let deleted = run_until(&mut cluster, limit, |c| {
-        c.stored(&service_key()).is_none()
-    });
+    let deleted = run_until(&mut cluster, limit, |c| c.stored(&service_key()).is_none());
     assert!(deleted.is_some(), "seed {seed}: the Service is still there");
     assert!(cloud(&cluster).state().load_balancers.is_empty(), "seed {seed}: the load balancer leaked");
     assert_eq!(cloud(&cluster).deprovisions, 1);
@@ -146,7 +144,10 @@ fn the_flaky_cloud_is_retried_with_backoff_until_it_provisions() {
         let backoff_s: u64 = (1..=failed).map(|k| (5u64 << (k - 1)).min(300)).sum();
         let earliest = Time::from_secs(20 * attempts + backoff_s);
         assert!(at >= earliest, "seed {seed}: address at {at:?}, before {earliest:?}");
-        assert!(at < earliest + std::time::Duration::from_millis(100), "seed {seed}: address at {at:?}, long after {earliest:?}");
+        assert!(
+            at < earliest + std::time::Duration::from_millis(100),
+            "seed {seed}: address at {at:?}, long after {earliest:?}"
+        );
         println!("slow-flaky seed {seed}: address {at:?} after creation, {retries} retries");
     }
     assert!(total_retries > 0, "the flaky profile never failed in twelve seeds");
@@ -176,7 +177,10 @@ fn a_node_whose_instance_is_gone_is_deleted_and_its_pods_run_elsewhere() {
         })
         .unwrap_or_else(|| panic!("seed {seed}: {victim} is still in the API"));
         let node_after = node_gone.as_nanos() - removed_at.as_nanos();
-        assert!((50_000_000_000..=70_000_000_000).contains(&node_after), "seed {seed}: node deleted after {node_after} ns");
+        assert!(
+            (50_000_000_000..=70_000_000_000).contains(&node_after),
+            "seed {seed}: node deleted after {node_after} ns"
+        );
         // PodGC deletes its pods after a 40 s quarantine; the ReplicaSet replaces them.
         let running_elsewhere = |c: &Cluster| {
             let pods = c.stored_all(Kind::Pod);

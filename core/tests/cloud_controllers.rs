@@ -69,11 +69,15 @@ fn the_service_controller_adds_the_finalizer_then_provisions_then_writes_the_add
     // Without the finalizer: add it first, call nothing.
     let step = run(&mut controller, &key, &cache_of(vec![service(false, false)]), 1);
     assert!(step.calls.is_empty());
-    assert!(matches!(&step.writes[..], [ApiRequest::Update { object }] if object.meta().finalizers == [LOAD_BALANCER_CLEANUP_FINALIZER]));
+    assert!(
+        matches!(&step.writes[..], [ApiRequest::Update { object }] if object.meta().finalizers == [LOAD_BALANCER_CLEANUP_FINALIZER])
+    );
     // With it: ensure the load balancer.
     let cache = cache_of(vec![service(true, false)]);
     let step = run(&mut controller, &key, &cache, 2);
-    assert!(matches!(&step.calls[..], [call] if call.to == CLOUD && matches!(&call.msg, Msg::Cloud(CloudRequest::EnsureLoadBalancer { name }) if name == "a1234abcd")));
+    assert!(
+        matches!(&step.calls[..], [call] if call.to == CLOUD && matches!(&call.msg, Msg::Cloud(CloudRequest::EnsureLoadBalancer { name }) if name == "a1234abcd"))
+    );
     // The cloud fails: back off 5 s, then 10 s, retrying each time.
     let failed = Msg::CloudResult(CloudResponse::Failed { reason: "quota".into() });
     controller.on_call_result(&key, &step.calls[0], Some(&failed));
@@ -86,7 +90,8 @@ fn the_service_controller_adds_the_finalizer_then_provisions_then_writes_the_add
     controller.on_call_result(&key, &retry.calls[0], None); // a timeout counts as a failure
     assert_eq!(run(&mut controller, &key, &cache, 70).requeue_after, Some(Duration::from_secs(10)));
     let retry = run(&mut controller, &key, &cache, 80);
-    let provisioned = Msg::CloudResult(CloudResponse::LoadBalancer { name: "a1234abcd".into(), ip: "203.0.113.1".into() });
+    let provisioned =
+        Msg::CloudResult(CloudResponse::LoadBalancer { name: "a1234abcd".into(), ip: "203.0.113.1".into() });
     controller.on_call_result(&key, &retry.calls[0], Some(&provisioned));
     assert_eq!((controller.failures, controller.retries), (2, 2));
     let status = run(&mut controller, &key, &cache, 81);
@@ -149,7 +154,9 @@ fn the_cloud_node_controller_deletes_only_unready_nodes_whose_instance_is_gone()
     let gone = Msg::CloudResult(CloudResponse::Instance { node: "node-1".into(), exists: false });
     controller.on_call_result(&key, &again.calls[0], Some(&gone));
     let delete = run(&mut controller, &key, &cache, 12);
-    assert!(matches!(&delete.writes[..], [ApiRequest::Delete { key: k, uid: Some(uid), .. }] if *k == key && uid == "n1"));
+    assert!(
+        matches!(&delete.writes[..], [ApiRequest::Delete { key: k, uid: Some(uid), .. }] if *k == key && uid == "n1")
+    );
     assert_eq!(controller.nodes_deleted, 1);
 }
 
@@ -176,7 +183,11 @@ fn pod_gc_deletes_pods_of_a_missing_node_after_quarantine_and_a_confirming_get()
     let lagging = run(&mut gc, &key, &cache, 51);
     assert!(lagging.writes.is_empty(), "the quarantine starts again: {:?}", lagging.writes);
     let verify = run(&mut gc, &key, &cache, 91);
-    gc.on_write_result(&key, &verify.writes[0], &Err(ApiError::new(ApiErrorReason::NotFound, "nodes \"node-1\" not found")));
+    gc.on_write_result(
+        &key,
+        &verify.writes[0],
+        &Err(ApiError::new(ApiErrorReason::NotFound, "nodes \"node-1\" not found")),
+    );
     let delete = run(&mut gc, &key, &cache, 92);
     assert!(
         matches!(&delete.writes[..], [ApiRequest::Delete { grace_period_seconds: Some(0), uid: Some(uid), .. }] if uid == "p1"),

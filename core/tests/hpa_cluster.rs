@@ -81,7 +81,11 @@ fn deployment_replicas(cluster: &Cluster) -> Option<i32> {
 fn build(seed: u64) -> Cluster {
     let mut config = ClusterConfig::standard(seed, 3);
     config.autoscaling = true;
-    let behavior = ImageBehavior { cpu_millicores_per_request: COST_PER_REQUEST, cpu_millicores_idle: IDLE, ..ImageBehavior::default() };
+    let behavior = ImageBehavior {
+        cpu_millicores_per_request: COST_PER_REQUEST,
+        cpu_millicores_idle: IDLE,
+        ..ImageBehavior::default()
+    };
     for node in &mut config.nodes {
         node.images = ImageBehaviors::default().with("web:v1", behavior.clone());
     }
@@ -173,7 +177,10 @@ fn a_traffic_spike_scales_up_and_its_end_scales_down_after_the_window() {
             previous = *replicas;
         }
         assert_eq!(changes.last().unwrap().1, 2, "seed {seed}: back at the minimum: {changes:?}");
-        println!("seed {seed}: scale-up {:.1}s after the spike, down {after_end:.1}s after its end: {changes:?}", up_at - spike_start);
+        println!(
+            "seed {seed}: scale-up {:.1}s after the spike, down {after_end:.1}s after its end: {changes:?}",
+            up_at - spike_start
+        );
     }
 }
 

@@ -88,7 +88,13 @@ fn metrics_server_reports_the_rate_between_its_last_two_points() {
     store.store(&[summary("n0", 30, &[("a", "ua", 1_500 * S)])]);
     assert_eq!(
         store.pod_metrics("default"),
-        vec![PodMetrics { namespace: "default".into(), name: "a".into(), timestamp_ns: 30 * S, window_ns: 15 * S, cpu_millicores: 100 }]
+        vec![PodMetrics {
+            namespace: "default".into(),
+            name: "a".into(),
+            timestamp_ns: 30 * S,
+            window_ns: 15 * S,
+            cpu_millicores: 100
+        }]
     );
     assert!(store.pod_metrics("other").is_empty());
     // The node did not answer this cycle: its pods drop out until it does, then need two points.
@@ -226,7 +232,10 @@ fn the_controller_syncs_every_fifteen_seconds_and_scales_the_deployment() {
     assert_eq!((written.desired_replicas, written.last_scale_time_ns), (4, Some(315 * S)));
     let current = written.current_metrics[0].resource.as_ref().unwrap().current.clone();
     assert_eq!((current.average_utilization, current.average_value), (Some(100), Some(Millicores(100))));
-    assert!(written.conditions.iter().any(|c| c.condition_type == "ScalingActive" && c.status == ConditionStatus::True));
+    assert!(written
+        .conditions
+        .iter()
+        .any(|c| c.condition_type == "ScalingActive" && c.status == ConditionStatus::True));
     assert_eq!(controller.rescales, 1);
 
     // The scale landed; 15 s later the load is gone, but the window holds the recommendation of 4.

@@ -129,7 +129,7 @@ fn default_scale_up_is_double_or_four_pods_per_fifteen_seconds() {
     let down = ScalingRules::default_scale_down();
     assert_eq!(scale_up_limit(2, &[], &[], &up, NOW), 6); // +4 beats x2
     assert_eq!(scale_up_limit(10, &[], &[], &up, NOW), 20); // x2 beats +4
-    // A +4 within the last 15 s counts against the period: it started at 2.
+                                                            // A +4 within the last 15 s counts against the period: it started at 2.
     let recent = [ScaleEvent { time_ns: NOW - 10 * S, change: 4 }];
     assert_eq!(scale_up_limit(6, &recent, &[], &up, NOW), 6);
     // Exactly 15 s ago is outside the period (strictly after the cutoff counts).
@@ -137,7 +137,10 @@ fn default_scale_up_is_double_or_four_pods_per_fifteen_seconds() {
     assert_eq!(scale_up_limit(6, &old, &[], &up, NOW), 12);
     // Scale-down may remove everything at once by default.
     assert_eq!(scale_down_limit(9, &[], &[], &down, NOW), 0);
-    let one_per_minute = ScalingRules { select: SelectPolicy::Max, policies: vec![ScalingPolicy::Pods { value: 1, period_seconds: 60 }] };
+    let one_per_minute = ScalingRules {
+        select: SelectPolicy::Max,
+        policies: vec![ScalingPolicy::Pods { value: 1, period_seconds: 60 }],
+    };
     assert_eq!(scale_down_limit(9, &[], &[], &one_per_minute, NOW), 8);
     let removed = [ScaleEvent { time_ns: NOW - 30 * S, change: 1 }];
     assert_eq!(scale_down_limit(8, &[], &removed, &one_per_minute, NOW), 8);
@@ -147,7 +150,10 @@ fn default_scale_up_is_double_or_four_pods_per_fifteen_seconds() {
     let disabled = ScalingRules { select: SelectPolicy::Disabled, ..up.clone() };
     assert_eq!(scale_up_limit(2, &[], &[], &disabled, NOW), 2);
     // Percent rounds up on the way up and truncates on the way down.
-    let half = ScalingRules { select: SelectPolicy::Max, policies: vec![ScalingPolicy::Percent { value: 50, period_seconds: 15 }] };
+    let half = ScalingRules {
+        select: SelectPolicy::Max,
+        policies: vec![ScalingPolicy::Percent { value: 50, period_seconds: 15 }],
+    };
     assert_eq!(scale_up_limit(3, &[], &[], &half, NOW), 5); // ceil(4.5)
     assert_eq!(scale_down_limit(3, &[], &[], &half, NOW), 1); // int(1.5)
 }

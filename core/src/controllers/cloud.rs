@@ -62,7 +62,9 @@ enum LbPhase {
     Provisioned(String),
     Deleted,
     /// The last call failed; the next one is due at this time.
-    BackingOff { until_ns: u64 },
+    BackingOff {
+        until_ns: u64,
+    },
     /// A call failed and the backoff is not set yet (the result handler has no clock).
     Failed,
 }
@@ -132,8 +134,11 @@ impl Reconciler for ServiceLoadBalancerController {
             return Reconcile::done();
         };
         let uid = service.metadata.uid.clone();
-        let state =
-            self.services.entry(key.clone()).or_insert_with(|| LbState { uid: uid.clone(), phase: LbPhase::Idle, failures: 0 });
+        let state = self.services.entry(key.clone()).or_insert_with(|| LbState {
+            uid: uid.clone(),
+            phase: LbPhase::Idle,
+            failures: 0,
+        });
         if state.uid != uid {
             *state = LbState { uid, phase: LbPhase::Idle, failures: 0 };
         }
@@ -255,7 +260,8 @@ impl Reconciler for CloudNodeLifecycleController {
             self.gone.remove(&key.name);
             return Reconcile::done();
         };
-        let ready = node.status.conditions.iter().any(|c| c.condition_type == "Ready" && c.status == ConditionStatus::True);
+        let ready =
+            node.status.conditions.iter().any(|c| c.condition_type == "Ready" && c.status == ConditionStatus::True);
         if ready {
             self.gone.remove(&key.name);
             return Reconcile::done().requeue_after(NODE_MONITOR_PERIOD);

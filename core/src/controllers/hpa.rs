@@ -167,7 +167,10 @@ impl HorizontalPodAutoscalerController {
         let deployment = match cache.get_by(Kind::Deployment, &key.namespace, &target_ref.name).map(|o| &**o) {
             Some(Object::Deployment(deployment)) if target_ref.kind == "Deployment" => deployment,
             _ => {
-                let message = format!("the HPA controller was unable to get the target's current scale: {} {} not found", target_ref.kind, target_ref.name);
+                let message = format!(
+                    "the HPA controller was unable to get the target's current scale: {} {} not found",
+                    target_ref.kind, target_ref.name
+                );
                 set_condition(&mut status, "AbleToScale", ConditionStatus::False, "FailedGetScale", message, now_ns);
                 return vec![status_write(hpa, status)];
             }
@@ -176,11 +179,19 @@ impl HorizontalPodAutoscalerController {
         let min_replicas = spec.min_replicas.unwrap_or(1);
         let max_replicas = spec.max_replicas;
         status.current_replicas = deployment.status.replicas;
-        set_condition(&mut status, "AbleToScale", ConditionStatus::True, "SucceededGetScale", "the HPA controller was able to get the target's current scale".into(), now_ns);
+        set_condition(
+            &mut status,
+            "AbleToScale",
+            ConditionStatus::True,
+            "SucceededGetScale",
+            "the HPA controller was able to get the target's current scale".into(),
+            now_ns,
+        );
         let state = self.hpas.get_mut(key).expect("reconcile created the state");
         let behavior = spec.behavior.as_ref();
         let up_rules = scaling_rules(behavior.and_then(|b| b.scale_up.as_ref()), ScalingRules::default_scale_up());
-        let down_rules = scaling_rules(behavior.and_then(|b| b.scale_down.as_ref()), ScalingRules::default_scale_down());
+        let down_rules =
+            scaling_rules(behavior.and_then(|b| b.scale_down.as_ref()), ScalingRules::default_scale_down());
         let up_window_ns = window_ns(behavior.and_then(|b| b.scale_up.as_ref()), 0);
         let down_window_ns = window_ns(behavior.and_then(|b| b.scale_down.as_ref()), 300);
 
@@ -188,7 +199,14 @@ impl HorizontalPodAutoscalerController {
         let mut limited = None;
         if current == 0 && min_replicas != 0 {
             desired = 0;
-            set_condition(&mut status, "ScalingActive", ConditionStatus::False, "ScalingDisabled", "scaling is disabled since the replica count of the target is zero".into(), now_ns);
+            set_condition(
+                &mut status,
+                "ScalingActive",
+                ConditionStatus::False,
+                "ScalingDisabled",
+                "scaling is disabled since the replica count of the target is zero".into(),
+                now_ns,
+            );
         } else if current > max_replicas {
             desired = max_replicas;
         } else if current < min_replicas {
@@ -259,7 +277,14 @@ impl HorizontalPodAutoscalerController {
             match (proposal, failure) {
                 (Some(proposal), failure) if failure.is_none() || proposal >= current => {
                     status.current_metrics = current_metrics;
-                    set_condition(&mut status, "ScalingActive", ConditionStatus::True, "ValidMetricFound", "the HPA was able to successfully calculate a replica count from cpu resource".into(), now_ns);
+                    set_condition(
+                        &mut status,
+                        "ScalingActive",
+                        ConditionStatus::True,
+                        "ValidMetricFound",
+                        "the HPA was able to successfully calculate a replica count from cpu resource".into(),
+                        now_ns,
+                    );
                     // normalizeDesiredReplicasWithBehaviors.
                     let stabilizer = state.stabilizer.get_or_insert_with(|| {
                         let mut stabilizer = Stabilizer::new(up_window_ns, down_window_ns);
@@ -290,15 +315,36 @@ impl HorizontalPodAutoscalerController {
                 (_, failure) => {
                     self.metric_failures += 1;
                     let message = failure.unwrap_or_else(|| "no metrics".to_string());
-                    set_condition(&mut status, "ScalingActive", ConditionStatus::False, "FailedGetResourceMetric", message, now_ns);
+                    set_condition(
+                        &mut status,
+                        "ScalingActive",
+                        ConditionStatus::False,
+                        "FailedGetResourceMetric",
+                        message,
+                        now_ns,
+                    );
                     status.desired_replicas = current;
                     return vec![status_write(hpa, status)];
                 }
             }
         }
         match limited {
-            Some(reason) => set_condition(&mut status, "ScalingLimited", ConditionStatus::True, reason, format!("the desired replica count is limited ({reason})"), now_ns),
-            None => set_condition(&mut status, "ScalingLimited", ConditionStatus::False, "DesiredWithinRange", "the desired count is within the acceptable range".into(), now_ns),
+            Some(reason) => set_condition(
+                &mut status,
+                "ScalingLimited",
+                ConditionStatus::True,
+                reason,
+                format!("the desired replica count is limited ({reason})"),
+                now_ns,
+            ),
+            None => set_condition(
+                &mut status,
+                "ScalingLimited",
+                ConditionStatus::False,
+                "DesiredWithinRange",
+                "the desired count is within the acceptable range".into(),
+                now_ns,
+            ),
         }
         if desired != current {
             self.rescales += 1;
@@ -313,7 +359,14 @@ impl HorizontalPodAutoscalerController {
                 record_scale_event(&mut state.down_events, &down_rules, event);
             }
             status.last_scale_time_ns = Some(now_ns);
-            set_condition(&mut status, "AbleToScale", ConditionStatus::True, "SucceededRescale", format!("the HPA controller was able to update the target scale to {desired}"), now_ns);
+            set_condition(
+                &mut status,
+                "AbleToScale",
+                ConditionStatus::True,
+                "SucceededRescale",
+                format!("the HPA controller was able to update the target scale to {desired}"),
+                now_ns,
+            );
         }
         status.desired_replicas = desired;
         writes.push(status_write(hpa, status));

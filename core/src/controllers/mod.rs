@@ -33,6 +33,7 @@ pub mod podgc;
 pub mod replicaset;
 pub mod scheduler;
 
+pub use cloud::{CloudNodeLifecycleController, ServiceLoadBalancerController};
 pub use deployment::{rollback_request, DeploymentController};
 pub use endpointslice::EndpointSliceController;
 pub use garbagecollector::GarbageCollector;
@@ -40,7 +41,6 @@ pub use hpa::HorizontalPodAutoscalerController;
 pub use job::JobController;
 pub use nodelifecycle::NodeLifecycleController;
 pub use podgc::PodGarbageCollector;
-pub use cloud::{CloudNodeLifecycleController, ServiceLoadBalancerController};
 pub use replicaset::ReplicaSetController;
 pub use scheduler::Scheduler;
 

@@ -410,7 +410,8 @@ impl HorizontalPodAutoscaler {
                     }
                 }
                 let Some(rules) = rules else { continue };
-                if let Some(select) = rules.select_policy.as_deref().filter(|s| !["Max", "Min", "Disabled"].contains(s)) {
+                if let Some(select) = rules.select_policy.as_deref().filter(|s| !["Max", "Min", "Disabled"].contains(s))
+                {
                     errors.push(ValidationError::invalid(
                         &rules_path.key("selectPolicy"),
                         format!("{select:?}: must be Max, Min or Disabled"),

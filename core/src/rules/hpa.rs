@@ -158,10 +158,7 @@ pub struct ResourceRecommendation {
 /// The usage ratio `current / target` as exact integers, with the current value it comes from.
 /// Utilization: `(sum(metric) * 100 / sum(request), target)`; AverageValue:
 /// `(sum(metric) / count, target)` (`GetResourceUtilizationRatio`, `GetMetricUsageRatio`).
-fn usage_ratio(
-    samples: &[(i64, i64)],
-    target: ResourceTarget,
-) -> Result<(i64, i64, Option<i32>, i64), RulesError> {
+fn usage_ratio(samples: &[(i64, i64)], target: ResourceTarget) -> Result<(i64, i64, Option<i32>, i64), RulesError> {
     let total: i64 = samples.iter().map(|(value, _)| value).sum();
     let count = samples.len() as i64;
     let average = if count == 0 { 0 } else { total / count };
@@ -421,7 +418,10 @@ impl ScalingRules {
 
     /// The default scale-down rules: -100% per 15 s.
     pub fn default_scale_down() -> ScalingRules {
-        ScalingRules { select: SelectPolicy::Max, policies: vec![ScalingPolicy::Percent { value: 100, period_seconds: 15 }] }
+        ScalingRules {
+            select: SelectPolicy::Max,
+            policies: vec![ScalingPolicy::Percent { value: 100, period_seconds: 15 }],
+        }
     }
 
     /// The longest period of the policies (`getLongestPolicyPeriod`).
@@ -526,13 +526,15 @@ pub fn limit_by_rate(
 ) -> (i32, Option<&'static str>) {
     if desired > current {
         let limit = scale_up_limit(current, up_events, down_events, up_rules, now_ns).max(current);
-        let (maximum, reason) = if max_replicas > limit { (limit, "ScaleUpLimit") } else { (max_replicas, "TooManyReplicas") };
+        let (maximum, reason) =
+            if max_replicas > limit { (limit, "ScaleUpLimit") } else { (max_replicas, "TooManyReplicas") };
         if desired > maximum {
             return (maximum, Some(reason));
         }
     } else if desired < current {
         let limit = scale_down_limit(current, up_events, down_events, down_rules, now_ns).min(current);
-        let (minimum, reason) = if min_replicas < limit { (limit, "ScaleDownLimit") } else { (min_replicas, "TooFewReplicas") };
+        let (minimum, reason) =
+            if min_replicas < limit { (limit, "ScaleDownLimit") } else { (min_replicas, "TooFewReplicas") };
         if desired < minimum {
             return (minimum, Some(reason));
         }
