@@ -223,3 +223,48 @@ fn a_metrics_server_outage_pauses_scaling_until_it_is_back() {
         println!("seed {seed}: scaled up {resumed:.1}s after metrics-server restarted");
     }
 }
+
+/// With the metrics pipeline, the HPA and a cloud on a lossy, jittery network, the same seed
+/// gives the same trace hash and other seeds give other runs; the spike still scales up.
+#[test]
+fn autoscaling_and_cloud_runs_are_deterministic_on_a_lossy_network() {
+    fn run(seed: u64) -> u64 {
+        let mut cluster = {
+            let mut config = ClusterConfig::standard(seed, 3);
+            config.sim.link.latency.jitter = Duration::from_millis(3);
+            config.sim.link.loss = kubedst_sim::Ratio::new(1, 100);
+            config.autoscaling = true;
+            config.cloud = Some(kubedst_core::cloud::CloudProfile::slow_flaky());
+            let behavior = ImageBehavior {
+                cpu_millicores_per_request: COST_PER_REQUEST,
+                cpu_millicores_idle: IDLE,
+                ..ImageBehavior::default()
+            };
+            for node in &mut config.nodes {
+                node.images = ImageBehaviors::default().with("web:v1", behavior.clone());
+            }
+            config.traffic = vec![TrafficConfig { service: "default/web".into(), node: 0, interval: CALM }];
+            let mut cluster = Cluster::build(config);
+            for loaded in load_manifests(
+                "web.yaml",
+                &MANIFESTS
+                    .replace("selector: {app: web}\n  ports", "type: LoadBalancer\n  selector: {app: web}\n  ports"),
+            )
+            .unwrap()
+            .objects
+            {
+                cluster.create(loaded.object);
+            }
+            cluster
+        };
+        cluster.sim.run_until(Time::from_secs(SPIKE_START_S)).unwrap();
+        cluster.set_traffic_interval(0, Some(SPIKE / 2));
+        cluster.sim.run_until(Time::from_secs(SPIKE_START_S + 120)).unwrap();
+        assert!(deployment_replicas(&cluster).unwrap() > 2, "seed {seed}: no scale-up on a lossy network");
+        let cloud = cluster.sim.component::<kubedst_core::cloud::CloudProvider>(cluster.cloud.unwrap()).unwrap();
+        assert!(cloud.provision_attempts > 0, "seed {seed}: the LoadBalancer Service was never provisioned");
+        cluster.sim.trace_hash()
+    }
+    let hash = kubedst_sim::check_determinism(7, run).unwrap();
+    assert_ne!(hash, run(8), "another seed gives another run");
+}
