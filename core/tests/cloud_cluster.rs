@@ -204,3 +204,34 @@ fn a_node_whose_instance_is_gone_is_deleted_and_its_pods_run_elsewhere() {
         );
     }
 }
+
+/// The cloud's API is cut off from the control plane while the Service is new: the call times
+/// out (its outcome unknown to the controller), is retried after the backoff, and converges to
+/// one load balancer once the partition heals.
+#[test]
+fn a_partition_from_the_cloud_api_is_retried_until_it_heals() {
+    for seed in 1..=4 {
+        let mut config = ClusterConfig::standard(seed, 3);
+        config.cloud = Some(CloudProfile::fast_reliable());
+        let mut cluster = Cluster::build(config);
+        let cloud_machine = cluster.sim.machine_id("cloud-api").unwrap();
+        let control_plane = cluster.control_plane_machines.clone();
+        let cut = cluster.sim.partition(&[cloud_machine], &control_plane, false);
+        for loaded in load_manifests("objects.yaml", SERVICE).unwrap().objects {
+            cluster.create(loaded.object);
+        }
+        cluster.sim.run_until(Time::from_secs(30)).unwrap();
+        assert_eq!(ingress_ip(&cluster), None, "seed {seed}: an address through a partition");
+        cluster.sim.repair(&cut);
+        let at = run_until(&mut cluster, Time::from_secs(300), |c| ingress_ip(c).is_some())
+            .unwrap_or_else(|| panic!("seed {seed}: no address after the partition healed"));
+        let controller = service_controller(&cluster);
+        assert!(controller.failures >= 1 && controller.retries >= 1, "seed {seed}: no retry was counted");
+        // The first call times out after 60 s, the retry waits 5 s and takes 2 s; the Service
+        // itself is created about 1 s in (the API server's first sync). Measured: 68.01 s.
+        assert!(at >= Time::from_secs(60 + 5 + 2), "seed {seed}: address at {at:?}");
+        assert!(at < Time::from_secs(60 + 5 + 2 + 3), "seed {seed}: address at {at:?}");
+        assert_eq!(cloud(&cluster).state().load_balancers.len(), 1, "seed {seed}: one load balancer");
+        println!("seed {seed}: address at {at:?} after {} failed calls", controller.failures);
+    }
+}
