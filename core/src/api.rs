@@ -129,6 +129,11 @@ pub enum ApiRequest {
         namespace: String,
         pod: String,
     },
+    /// `GET /apis/metrics.k8s.io/v1beta1/namespaces/<ns>/pods`: the PodMetrics of a namespace,
+    /// which the API server proxies to the metrics API's backend (metrics-server).
+    ListPodMetrics {
+        namespace: String,
+    },
 }
 
 impl ApiRequest {
@@ -142,6 +147,7 @@ impl ApiRequest {
             ApiRequest::List { .. } => "list",
             ApiRequest::Bind { .. } => "bind",
             ApiRequest::Evict { .. } => "evict",
+            ApiRequest::ListPodMetrics { .. } => "list-pod-metrics",
         }
     }
 
@@ -153,7 +159,7 @@ impl ApiRequest {
             }
             ApiRequest::Delete { key, .. } | ApiRequest::Get { key } => key.kind,
             ApiRequest::List { kind, .. } => *kind,
-            ApiRequest::Bind { .. } | ApiRequest::Evict { .. } => Kind::Pod,
+            ApiRequest::Bind { .. } | ApiRequest::Evict { .. } | ApiRequest::ListPodMetrics { .. } => Kind::Pod,
         }
     }
 }
@@ -168,6 +174,8 @@ pub enum ApiOk {
     },
     /// A delete: the object as deleted, or as now terminating (graceful deletion, finalizers).
     Deleted(Rc<Object>),
+    /// The PodMetrics of a namespace (metrics.k8s.io), as metrics-server answered them.
+    PodMetrics(Rc<Vec<crate::metrics::PodMetrics>>),
 }
 
 /// The reasons of Kubernetes' `Status` errors that the model produces.
@@ -376,6 +384,24 @@ pub enum Msg {
         service: String,
         cluster_ip: Option<String>,
     },
+    /// metrics-server asks a kubelet for its summary (`GET /stats/summary`).
+    StatsSummaryRequest,
+    /// The kubelet's summary: cumulative CPU use of each of its pods.
+    StatsSummary(Rc<crate::metrics::NodeSummary>),
+    /// The API server asks metrics-server for a namespace's PodMetrics (the aggregated API).
+    PodMetricsQuery {
+        namespace: String,
+    },
+    /// metrics-server's answer.
+    PodMetricsAnswer(Rc<Vec<crate::metrics::PodMetrics>>),
+    /// A harness command to a traffic source: send one request every `interval`, or stop (None).
+    SetTrafficInterval {
+        interval: Option<std::time::Duration>,
+    },
+    /// A call of the cloud provider's API.
+    Cloud(crate::cloud::CloudRequest),
+    /// The cloud provider's answer.
+    CloudResult(crate::cloud::CloudResponse),
 }
 
 fn object_digest(object: &Object) -> u64 {
@@ -396,6 +422,7 @@ impl TraceDigest for Msg {
                     ApiRequest::List { kind, .. } => base ^ *kind as u64,
                     ApiRequest::Bind { pod, node, .. } => base ^ stable_hash_str(pod) ^ stable_hash_str(node) << 1,
                     ApiRequest::Evict { pod, .. } => base ^ stable_hash_str(pod),
+                    ApiRequest::ListPodMetrics { namespace } => base ^ stable_hash_str(namespace),
                 }
             }
             Msg::ApiResult(Ok(ApiOk::Object(object))) | Msg::ApiResult(Ok(ApiOk::Deleted(object))) => {
@@ -404,6 +431,7 @@ impl TraceDigest for Msg {
             Msg::ApiResult(Ok(ApiOk::List { items, resource_version })) => {
                 2 ^ items.len() as u64 ^ resource_version << 8
             }
+            Msg::ApiResult(Ok(ApiOk::PodMetrics(metrics))) => 25 ^ (metrics.len() as u64) << 8,
             Msg::ApiResult(Err(err)) => 3 ^ u64::from(err.code()) << 8,
             Msg::Watch(request) => 4 ^ request.resource_version << 8 ^ request.kind as u64,
             Msg::WatchEvent(WatchEvent::Added(object)) => 5 ^ object_digest(object),
@@ -435,6 +463,13 @@ impl TraceDigest for Msg {
             Msg::DnsAnswer { service, cluster_ip } => {
                 24 ^ stable_hash_str(service) ^ cluster_ip.as_deref().map_or(0, stable_hash_str).rotate_left(3)
             }
+            Msg::StatsSummaryRequest => 26,
+            Msg::StatsSummary(summary) => 27 ^ stable_hash_str(&summary.node) ^ (summary.pods.len() as u64) << 8,
+            Msg::PodMetricsQuery { namespace } => 28 ^ stable_hash_str(namespace),
+            Msg::PodMetricsAnswer(metrics) => 29 ^ (metrics.len() as u64) << 8,
+            Msg::SetTrafficInterval { interval } => 30 ^ interval.map_or(0, kubedst_sim::time::duration_nanos) << 8,
+            Msg::Cloud(request) => 31 ^ request.trace_digest() << 8,
+            Msg::CloudResult(response) => 32 ^ response.trace_digest() << 8,
         }
     }
 }

@@ -38,13 +38,20 @@ pub struct ApiServerConfig {
     pub etcd: ComponentId,
     /// Events the watch cache keeps; a watch from before them gets 410 Gone.
     pub watch_cache_capacity: usize,
+    /// The backend of the aggregated metrics.k8s.io API (the APIService
+    /// `v1beta1.metrics.k8s.io`, which points at metrics-server), filled in once the cluster is
+    /// built; unset, metrics requests get 503.
+    pub metrics_api: Rc<std::cell::OnceCell<ComponentId>>,
 }
 
 impl ApiServerConfig {
     pub fn new(etcd: ComponentId) -> ApiServerConfig {
-        ApiServerConfig { etcd, watch_cache_capacity: 10_000 }
+        ApiServerConfig { etcd, watch_cache_capacity: 10_000, metrics_api: Rc::default() }
     }
 }
+
+/// How long the API server waits for an aggregated API's backend before answering 503.
+pub const AGGREGATED_API_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One change in the watch cache's history.
 #[derive(Clone, Debug)]
@@ -86,6 +93,10 @@ enum Pending {
     },
     /// The etcd list that fills the watch cache at start and after a compaction.
     InitialList,
+    /// A request proxied to an aggregated API's backend (metrics-server).
+    Aggregated {
+        reply: ReplyTo,
+    },
 }
 
 /// What a request comes to, given the current object.
@@ -160,6 +171,19 @@ impl ApiServer {
             return;
         }
         match request {
+            ApiRequest::ListPodMetrics { namespace } => match self.config.metrics_api.get() {
+                Some(&backend) => {
+                    let id = ctx.request(backend, Msg::PodMetricsQuery { namespace }, AGGREGATED_API_TIMEOUT);
+                    self.pending.insert(id, Pending::Aggregated { reply });
+                }
+                None => {
+                    let error = ApiError::new(
+                        ApiErrorReason::ServiceUnavailable,
+                        "the server could not find the requested resource (get pods.metrics.k8s.io)",
+                    );
+                    ctx.respond(reply, Msg::ApiResult(Err(error)));
+                }
+            },
             ApiRequest::Get { key } => {
                 self.send_etcd(ctx, EtcdRequest::Get { key: key.store_key() }, Pending::Get { reply });
             }
@@ -277,6 +301,13 @@ impl ApiServer {
             match pending {
                 Pending::InitialList => {
                     ctx.set_timer(Duration::from_secs(1), Timer::Tick("apiserver-etcd-rewatch"));
+                }
+                Pending::Aggregated { reply } => {
+                    let error = ApiError::new(
+                        ApiErrorReason::ServiceUnavailable,
+                        "the server is currently unable to handle the request (get pods.metrics.k8s.io)",
+                    );
+                    ctx.respond(reply, Msg::ApiResult(Err(error)));
                 }
                 Pending::Write { reply, .. }
                 | Pending::Get { reply }
@@ -420,6 +451,11 @@ impl Component<Msg, Timer> for ApiServer {
                 ctx.set_timer(BOOKMARK_INTERVAL, Timer::Tick("apiserver-bookmark"));
             }
             Input::Request { reply, msg: Msg::Api(request) } => self.handle_request(ctx, reply, request),
+            Input::Response { id, msg: Msg::PodMetricsAnswer(metrics) } => {
+                if let Some(Pending::Aggregated { reply }) = self.pending.remove(&id) {
+                    ctx.respond(reply, Msg::ApiResult(Ok(ApiOk::PodMetrics(metrics))));
+                }
+            }
             Input::Response { id, msg: Msg::EtcdResult(response) } => {
                 self.handle_etcd_response(ctx, id, Some(response))
             }
@@ -483,6 +519,7 @@ fn request_key(request: &ApiRequest) -> ObjectKey {
             ObjectKey::new(Kind::Pod, namespace, pod)
         }
         ApiRequest::List { kind, .. } => ObjectKey::new(*kind, "", ""),
+        ApiRequest::ListPodMetrics { namespace } => ObjectKey::new(Kind::Pod, namespace, ""),
     }
 }
 
@@ -736,7 +773,9 @@ fn mutate(request: &ApiRequest, current: Option<&Rc<Object>>, now_ns: u64) -> Mu
             };
             mutate(&delete, current, now_ns)
         }
-        ApiRequest::Get { .. } | ApiRequest::List { .. } => unreachable!("reads do not mutate"),
+        ApiRequest::Get { .. } | ApiRequest::List { .. } | ApiRequest::ListPodMetrics { .. } => {
+            unreachable!("reads do not mutate")
+        }
     }
 }
 

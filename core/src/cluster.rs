@@ -30,7 +30,18 @@ pub fn standard_controllers() -> ReconcilerFactory {
             Box::new(crate::controllers::NodeLifecycleController::new()),
             Box::new(crate::controllers::JobController::new()),
             Box::new(crate::controllers::GarbageCollector::new()),
+            Box::new(crate::controllers::PodGarbageCollector::new()),
         ]
+    })
+}
+
+/// The standard controllers with the horizontal pod autoscaler added (what
+/// [`ClusterConfig::autoscaling`] runs).
+pub fn with_autoscaler(base: ReconcilerFactory) -> ReconcilerFactory {
+    Rc::new(move || {
+        let mut reconcilers = base();
+        reconcilers.push(Box::new(crate::controllers::HorizontalPodAutoscalerController::new()));
+        reconcilers
     })
 }
 
@@ -53,6 +64,14 @@ pub struct ClusterConfig {
     pub nodes: Vec<NodeConfig>,
     /// Traffic sources: which Service (`namespace/name`) they call, from which node, how often.
     pub traffic: Vec<TrafficConfig>,
+    /// The resource metrics pipeline and the HPA: a `metrics-server` machine and component
+    /// (scraping every kubelet), registered as the API servers' metrics.k8s.io backend, and the
+    /// HPA controller in every controller manager. Off by default.
+    pub autoscaling: bool,
+    /// A simulated cloud with this profile on machine `cloud-api`, holding an instance per node,
+    /// and a `cloud-controller-manager` on `control-plane-0` (service and node lifecycle
+    /// controllers). Off (None) by default.
+    pub cloud: Option<crate::cloud::CloudProfile>,
 }
 
 /// A traffic source.
@@ -73,6 +92,8 @@ impl ClusterConfig {
             scheduler: None,
             nodes: Vec::new(),
             traffic: Vec::new(),
+            autoscaling: false,
+            cloud: None,
         }
     }
 
@@ -102,6 +123,11 @@ pub struct Cluster {
     pub proxies: Vec<ComponentId>,
     pub dns: ComponentId,
     pub traffic: Vec<ComponentId>,
+    /// metrics-server, when autoscaling is on.
+    pub metrics_server: Option<ComponentId>,
+    /// The cloud provider and the cloud controller manager, when a cloud is configured.
+    pub cloud: Option<ComponentId>,
+    pub cloud_controller_manager: Option<ComponentId>,
     /// Requests handed to kubectl so far.
     submitted: usize,
 }
@@ -113,11 +139,14 @@ impl Cluster {
         let etcd = sim.add_component(etcd_machine, "etcd-0", |persisted| Box::new(Etcd::new(persisted)));
         let mut api_servers = Vec::new();
         let mut control_plane_machines = Vec::new();
+        // The APIService for metrics.k8s.io, resolved once metrics-server exists.
+        let metrics_api: Rc<std::cell::OnceCell<ComponentId>> = Rc::default();
         for index in 0..config.control_plane_replicas.max(1) {
             let machine = sim.add_machine(&format!("control-plane-{index}"));
             control_plane_machines.push(machine);
             let mut api_config = ApiServerConfig::new(etcd);
             api_config.watch_cache_capacity = config.watch_cache_capacity;
+            api_config.metrics_api = metrics_api.clone();
             api_servers.push(sim.add_component(machine, &format!("kube-apiserver-{index}"), move |_| {
                 Box::new(ApiServer::new(api_config.clone()))
             }));
@@ -132,8 +161,12 @@ impl Cluster {
             // Each replica prefers its local API server, as a kubeadm control plane is wired.
             let mut servers = api_servers.clone();
             servers.rotate_left(index);
+            let controllers = match (&config.controllers, config.autoscaling) {
+                (Some(factory), true) => Some(with_autoscaler(factory.clone())),
+                (factory, _) => factory.clone(),
+            };
             let replicas = [
-                ("kube-controller-manager", config.controllers.clone(), &mut controller_managers),
+                ("kube-controller-manager", controllers, &mut controller_managers),
                 ("kube-scheduler", config.scheduler.clone(), &mut schedulers),
             ];
             for (lease, factory, ids) in replicas {
@@ -184,6 +217,37 @@ impl Cluster {
                 Box::new(traffic)
             }));
         }
+        let metrics_server = config.autoscaling.then(|| {
+            let machine = sim.add_machine("metrics-server");
+            let kubelets = kubelet_by_node.clone();
+            let id = sim.add_component(machine, "metrics-server", move |_| {
+                Box::new(crate::metrics::MetricsServer::new(kubelets.clone()))
+            });
+            metrics_api.set(id).expect("the metrics API is registered once");
+            id
+        });
+        let (cloud, cloud_controller_manager) = match &config.cloud {
+            Some(profile) => {
+                let machine = sim.add_machine("cloud-api");
+                let (profile, instances) =
+                    (profile.clone(), config.nodes.iter().map(|node| node.name.clone()).collect::<Vec<_>>());
+                let cloud = sim.add_component(machine, "cloud-api", move |persisted| {
+                    Box::new(crate::cloud::CloudProvider::new(profile.clone(), &instances, persisted))
+                });
+                let factory: ReconcilerFactory = Rc::new(move || {
+                    vec![
+                        Box::new(crate::controllers::ServiceLoadBalancerController::new(cloud)) as Box<dyn Reconciler>,
+                        Box::new(crate::controllers::CloudNodeLifecycleController::new(cloud)),
+                    ]
+                });
+                let servers = api_servers.clone();
+                let ccm = sim.add_component(control_plane_machines[0], "cloud-controller-manager", move |_| {
+                    Box::new(ControllerHost::from_factory(servers.clone(), factory.clone()))
+                });
+                (Some(cloud), Some(ccm))
+            }
+            None => (None, None),
+        };
         let client_machine = sim.add_machine("client");
         let servers = api_servers.clone();
         let kubectl = sim.add_component(client_machine, "kubectl", move |_| Box::new(Kubectl::new(servers.clone())));
@@ -201,8 +265,28 @@ impl Cluster {
             proxies,
             dns,
             traffic,
+            metrics_server,
+            cloud,
+            cloud_controller_manager,
             submitted: 0,
         }
+    }
+
+    /// Changes traffic source `index`'s rate from now on: one request every `interval`, or none
+    /// (`None`). The harness's way to make a load spike and end it.
+    pub fn set_traffic_interval(&mut self, index: usize, interval: Option<Duration>) {
+        let source = self.traffic[index];
+        self.sim.inject(source, Msg::SetTrafficInterval { interval });
+    }
+
+    /// Terminates node `name`'s instance in the cloud: the cloud forgets it and its machine is
+    /// lost for good, as a VM deleted from the cloud console stops. Returns false without a cloud
+    /// or such a node.
+    pub fn remove_cloud_instance(&mut self, name: &str) -> bool {
+        let (Some(cloud), Some(machine)) = (self.cloud, self.sim.machine_id(name)) else { return false };
+        self.sim.inject(cloud, Msg::Cloud(crate::cloud::CloudRequest::RemoveInstance { node: name.to_string() }));
+        self.sim.lose(machine);
+        true
     }
 
     /// Hands a request to the user's kubectl; it is sent at the current virtual time.

@@ -9,10 +9,10 @@
 //! [`Reconciler::on_write_result`], with the real failure modes: 409 conflicts, timeouts whose
 //! outcome is unknown, and reads from a cache that may be stale.
 
-use crate::api::{ApiError, ApiOk, ApiRequest, ObjectKey};
+use crate::api::{ApiError, ApiOk, ApiRequest, Msg, ObjectKey};
 use crate::cache::{Cache, CacheEvent};
 use crate::objects::Kind;
-use kubedst_sim::SimRng;
+use kubedst_sim::{ComponentId, SimRng};
 use std::time::Duration;
 
 /// What one reconcile decided.
@@ -23,6 +23,17 @@ pub struct Reconcile {
     /// Look at this key again after this long (for example when a pod becomes available after
     /// minReadySeconds, or to retry after an error).
     pub requeue_after: Option<Duration>,
+    /// Calls to components outside the Kubernetes API (a cloud provider's API), answered through
+    /// [`Reconciler::on_call_result`]. Like writes, they keep the key "processing" until they end.
+    pub calls: Vec<ExternalCall>,
+}
+
+/// A request to a component that is not an API server, such as the cloud provider.
+#[derive(Clone, Debug)]
+pub struct ExternalCall {
+    pub to: ComponentId,
+    pub msg: Msg,
+    pub timeout: Duration,
 }
 
 impl Reconcile {
@@ -31,7 +42,12 @@ impl Reconcile {
     }
 
     pub fn write(request: ApiRequest) -> Reconcile {
-        Reconcile { writes: vec![request], requeue_after: None }
+        Reconcile { writes: vec![request], ..Reconcile::default() }
+    }
+
+    /// One external call.
+    pub fn call(call: ExternalCall) -> Reconcile {
+        Reconcile { calls: vec![call], ..Reconcile::default() }
     }
 
     pub fn requeue_after(mut self, after: Duration) -> Reconcile {
@@ -69,6 +85,12 @@ pub trait Reconciler: std::any::Any {
     /// reason `Timeout`: the write may or may not have happened.
     fn on_write_result(&mut self, key: &ObjectKey, request: &ApiRequest, result: &Result<ApiOk, ApiError>) {
         let _ = (key, request, result);
+    }
+
+    /// An external call that `reconcile(key)` asked for has ended: its answer, or `None` when it
+    /// timed out (the call may or may not have taken effect).
+    fn on_call_result(&mut self, key: &ObjectKey, call: &ExternalCall, answer: Option<&Msg>) {
+        let _ = (key, call, answer);
     }
 
     /// Keys to reconcile on every periodic resync (by default every object of the primary kind is

@@ -18,7 +18,7 @@ use crate::api::{ApiError, ApiErrorReason, ApiOk, ApiRequest, Msg, ObjectKey, Ti
 use crate::cache::{Cache, CacheEvent};
 use crate::client::{ApiClient, Informer, InformerOutcome, WorkQueue};
 use crate::cluster::ReconcilerFactory;
-use crate::controller::{ReconcileContext, Reconciler};
+use crate::controller::{ExternalCall, ReconcileContext, Reconciler};
 use crate::leader::{ElectorEffect, LeaderElectionConfig, LeaderElector};
 use crate::objects::Kind;
 use kubedst_sim::{Component, ComponentId, Ctx, Input, RequestId, TimerId};
@@ -41,6 +41,8 @@ pub struct ControllerHost {
     watched: Vec<BTreeSet<Kind>>,
     queues: Vec<WorkQueue>,
     in_flight: BTreeMap<RequestId, InFlight>,
+    /// External calls in flight: which reconciler, for which key.
+    calls_in_flight: BTreeMap<RequestId, (usize, ObjectKey, ExternalCall)>,
     /// Per reconciler, keys whose writes are still in flight, with how many. client-go's sync
     /// handlers make their API calls synchronously, so a key stays "processing" until its calls
     /// return, and events meanwhile only mark it dirty: it is synced once more afterwards.
@@ -83,6 +85,7 @@ impl ControllerHost {
             watched,
             queues,
             in_flight: BTreeMap::new(),
+            calls_in_flight: BTreeMap::new(),
             processing,
             dirty,
             waiting: BTreeMap::new(),
@@ -173,6 +176,7 @@ impl ControllerHost {
         self.dirty = self.reconcilers.iter().map(|_| BTreeSet::new()).collect();
         self.waiting.clear();
         self.in_flight.clear();
+        self.calls_in_flight.clear();
     }
 
     /// The host's view of the cluster (possibly stale).
@@ -233,8 +237,13 @@ impl ControllerHost {
                     let mut reconcile_ctx = ReconcileContext { now_ns, rng: ctx.rng() };
                     self.reconcilers[index].reconcile(&key, &self.cache, &mut reconcile_ctx)
                 };
-                if !decision.writes.is_empty() {
-                    self.processing[index].insert(key.clone(), decision.writes.len());
+                let outstanding = decision.writes.len() + decision.calls.len();
+                if outstanding > 0 {
+                    self.processing[index].insert(key.clone(), outstanding);
+                }
+                for call in decision.calls {
+                    let id = ctx.request(call.to, call.msg.clone(), call.timeout);
+                    self.calls_in_flight.insert(id, (index, key.clone(), call));
                 }
                 for request in decision.writes {
                     self.writes += 1;
@@ -280,18 +289,30 @@ impl ControllerHost {
         self.waiting.insert(slot, (timer, deadline_ns));
     }
 
-    fn finish_write(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, id: RequestId, result: Result<ApiOk, ApiError>) {
-        let Some(write) = self.in_flight.remove(&id) else { return };
-        let processing = &mut self.processing[write.controller];
-        if let Some(outstanding) = processing.get_mut(&write.key) {
+    /// One of the key's writes or calls has ended: once all have, a key marked dirty meanwhile is
+    /// queued again.
+    fn release(&mut self, controller: usize, key: &ObjectKey) {
+        let processing = &mut self.processing[controller];
+        if let Some(outstanding) = processing.get_mut(key) {
             *outstanding -= 1;
             if *outstanding == 0 {
-                processing.remove(&write.key);
-                if self.dirty[write.controller].remove(&write.key) {
-                    self.queues[write.controller].add(write.key.clone());
+                processing.remove(key);
+                if self.dirty[controller].remove(key) {
+                    self.queues[controller].add(key.clone());
                 }
             }
         }
+    }
+
+    fn finish_call(&mut self, id: RequestId, answer: Option<&Msg>) {
+        let Some((controller, key, call)) = self.calls_in_flight.remove(&id) else { return };
+        self.release(controller, &key);
+        self.reconcilers[controller].on_call_result(&key, &call, answer);
+    }
+
+    fn finish_write(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, id: RequestId, result: Result<ApiOk, ApiError>) {
+        let Some(write) = self.in_flight.remove(&id) else { return };
+        self.release(write.controller, &write.key);
         let retry = match &result {
             Ok(_) => {
                 self.queues[write.controller].forget(&write.key);
@@ -341,6 +362,8 @@ impl Component<Msg, Timer> for ControllerHost {
                 let error = ApiError::new(ApiErrorReason::Timeout, "the request timed out");
                 self.elector_result(ctx, Err(error));
             }
+            Input::Response { id, msg } if self.calls_in_flight.contains_key(&id) => self.finish_call(id, Some(&msg)),
+            Input::RequestTimedOut { id } if self.calls_in_flight.contains_key(&id) => self.finish_call(id, None),
             Input::Response { id, msg: Msg::ApiResult(result) } => self.finish_write(ctx, id, result),
             Input::RequestTimedOut { id } => {
                 let error = ApiError::new(ApiErrorReason::Timeout, "the request timed out");

@@ -136,6 +136,25 @@ impl Kubelet {
         &self.config.name
     }
 
+    /// `/stats/summary`: the cumulative CPU use of every pod the runtime holds that the kubelet
+    /// knows by name (a pod whose API object it never saw is not reported, as cadvisor's pods
+    /// without a pod UID label are not).
+    pub fn stats_summary(&self, now_ns: u64) -> crate::metrics::NodeSummary {
+        let mut pods = Vec::new();
+        for object in self.cache.list(Kind::Pod, None) {
+            let Object::Pod(pod) = &**object else { continue };
+            let Some(uid) = pod.metadata.uid.as_deref() else { continue };
+            let Some(usage) = self.runtime.cpu_usage_millicore_ns(uid, now_ns) else { continue };
+            pods.push(crate::metrics::PodStats {
+                namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string()),
+                name: pod.metadata.name.clone(),
+                uid: uid.to_string(),
+                cpu_usage_millicore_ns: usage,
+            });
+        }
+        crate::metrics::NodeSummary { node: self.config.name.clone(), time_ns: now_ns, pods }
+    }
+
     fn call(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, request: ApiRequest, what: KubeletCall) {
         let id = self.client.send(ctx, request);
         self.calls.insert(id, what);
@@ -229,10 +248,15 @@ impl Component<Msg, Timer> for Kubelet {
             Input::Request { reply, msg: Msg::Http(request) } => {
                 // The pod network: this node answers for its pods' IPs.
                 self.requests_served += 1;
-                let serving = self.runtime.is_serving(&request.pod_ip, ctx.now().as_nanos());
+                let serving = self.runtime.serve(&request.pod_ip, ctx.now().as_nanos());
                 let outcome = if serving { HttpOutcome::Ok } else { HttpOutcome::Refused };
                 let msg = Msg::HttpResult { id: request.id, outcome, pod_ip: request.pod_ip.clone() };
                 ctx.respond(*reply, msg);
+                return;
+            }
+            Input::Request { reply, msg: Msg::StatsSummaryRequest } => {
+                let summary = self.stats_summary(ctx.now().as_nanos());
+                ctx.respond(*reply, Msg::StatsSummary(Rc::new(summary)));
                 return;
             }
             _ => {}
@@ -453,6 +477,8 @@ pub struct Traffic {
     dns_query: Option<RequestId>,
     pub log: Vec<RequestRecord>,
     pub enabled: bool,
+    /// The pending NextRequest timer, so a new interval takes effect at once.
+    next_timer: Option<TimerId>,
 }
 
 impl Traffic {
@@ -468,6 +494,7 @@ impl Traffic {
             dns_query: None,
             log: Vec::new(),
             enabled: true,
+            next_timer: None,
         }
     }
 
@@ -513,13 +540,28 @@ impl Component<Msg, Timer> for Traffic {
     fn handle(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, input: Input<Msg, Timer>) {
         match input {
             Input::Start => {
-                ctx.set_timer(self.interval, Timer::NextRequest);
+                self.next_timer = Some(ctx.set_timer(self.interval, Timer::NextRequest));
             }
             Input::Timer { timer: Timer::NextRequest, .. } => {
                 if self.enabled {
                     self.send(ctx);
                 }
-                ctx.set_timer(self.interval, Timer::NextRequest);
+                self.next_timer = Some(ctx.set_timer(self.interval, Timer::NextRequest));
+            }
+            Input::Message { msg: Msg::SetTrafficInterval { interval }, .. } => {
+                // The harness changes the load (a spike, or its end): the next request follows
+                // the new interval from now; None stops the source.
+                match interval {
+                    Some(interval) if !interval.is_zero() => {
+                        self.enabled = true;
+                        self.interval = interval;
+                    }
+                    _ => self.enabled = false,
+                }
+                if let Some(timer) = self.next_timer.take() {
+                    ctx.cancel_timer(timer);
+                }
+                self.next_timer = Some(ctx.set_timer(self.interval, Timer::NextRequest));
             }
             Input::Response { id, msg: Msg::DnsAnswer { cluster_ip, .. } } if Some(id) == self.dns_query => {
                 self.dns_query = None;

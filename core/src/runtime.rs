@@ -54,8 +54,13 @@ pub struct ImageBehavior {
     /// code 0; reaching the end of the grace period first means SIGKILL and code 137.
     #[serde(rename = "sigterm_exit_after", deserialize_with = "ms_or_duration")]
     pub sigterm_exit_after_ns: u64,
-    /// CPU each served request costs, for the HPA's metrics (not used by the runtime itself).
-    pub cpu_millicores_per_request: Option<u64>,
+    /// CPU each served request costs, in millicore-seconds (CPU milliseconds): a pod serving one
+    /// request per second uses this many millicores on top of its idle use. It feeds the
+    /// resource metrics (kubelet summary, metrics-server, HPA); the runtime's behaviour does not
+    /// depend on it.
+    pub cpu_millicores_per_request: u64,
+    /// CPU the running process uses while it serves nothing, in millicores.
+    pub cpu_millicores_idle: u64,
 }
 
 impl Default for ImageBehavior {
@@ -71,7 +76,8 @@ impl Default for ImageBehavior {
             pull_fails: false,
             never_ready: false,
             sigterm_exit_after_ns: 0,
-            cpu_millicores_per_request: None,
+            cpu_millicores_per_request: 0,
+            cpu_millicores_idle: 0,
         }
     }
 }
@@ -406,6 +412,10 @@ struct RuntimePod {
     stopped_reported: bool,
     /// Changes whenever anything about the pod changes (see [`ContainerRuntime::pod_version`]).
     version: u64,
+    /// Requests the pod served.
+    served_requests: u64,
+    /// CPU those requests cost, in millicore-nanoseconds (cumulative, as cgroup CPU accounting).
+    request_cpu_millicore_ns: u64,
 }
 
 /// The container runtime of one node (containerd, CRI-O): pods by uid, the image cache, and the
@@ -459,7 +469,15 @@ impl ContainerRuntime {
         let version = self.last_version;
         self.pods.insert(
             uid.to_string(),
-            RuntimePod { pod_ip: pod_ip.to_string(), containers, stopping: false, stopped_reported: false, version },
+            RuntimePod {
+                pod_ip: pod_ip.to_string(),
+                containers,
+                stopping: false,
+                stopped_reported: false,
+                version,
+                served_requests: 0,
+                request_cpu_millicore_ns: 0,
+            },
         );
     }
 
@@ -653,6 +671,47 @@ impl ContainerRuntime {
         self.pods.values().filter(|pod| pod.pod_ip == pod_ip).any(|pod| {
             !pod.containers.is_empty() && pod.containers.iter().all(|container| container.at(now_ns).is_serving(now_ns))
         })
+    }
+
+    /// A request arrives for `pod_ip` at `now_ns`: if the pod serves it ([`Self::is_serving`]), the
+    /// request is counted and its CPU cost (the sum of its containers' `cpu_millicores_per_request`)
+    /// charged to the pod. Returns whether it was served.
+    pub fn serve(&mut self, pod_ip: &str, now_ns: u64) -> bool {
+        if !self.is_serving(pod_ip, now_ns) {
+            return false;
+        }
+        let Some(pod) = self.pods.values_mut().find(|pod| pod.pod_ip == pod_ip) else { return false };
+        let cost_millicore_ns: u64 = pod
+            .containers
+            .iter()
+            .map(|container| container.behavior.cpu_millicores_per_request.saturating_mul(1_000_000_000))
+            .fold(0, u64::saturating_add);
+        pod.served_requests += 1;
+        pod.request_cpu_millicore_ns = pod.request_cpu_millicore_ns.saturating_add(cost_millicore_ns);
+        true
+    }
+
+    /// Requests the pod served since its sandbox was created.
+    pub fn served_requests(&self, uid: &str) -> Option<u64> {
+        self.pods.get(uid).map(|pod| pod.served_requests)
+    }
+
+    /// The pod's cumulative CPU use at `now_ns`, in millicore-nanoseconds: the cost of the requests
+    /// it served plus each container's idle use over its current run (as the pod cgroup's
+    /// `cpuacct.usage`; a container restart starts its idle count again, so the total can drop,
+    /// which metrics-server treats as a counter reset). `None` without a sandbox.
+    pub fn cpu_usage_millicore_ns(&self, uid: &str, now_ns: u64) -> Option<u64> {
+        let pod = self.pods.get(uid)?;
+        let idle: u64 = pod
+            .containers
+            .iter()
+            .filter_map(|container| {
+                let view = container.at(now_ns);
+                let started = view.state.started_at_ns()?;
+                Some(container.behavior.cpu_millicores_idle.saturating_mul(now_ns.saturating_sub(started)))
+            })
+            .fold(0, u64::saturating_add);
+        Some(pod.request_cpu_millicore_ns.saturating_add(idle))
     }
 
     /// A readiness probe of `container` at `now_ns`: it passes when the app serves.

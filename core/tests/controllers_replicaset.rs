@@ -178,7 +178,7 @@ fn a_failed_batch_stops_the_slow_start_and_gives_back_the_skipped_creations() {
     let batch = creates(&second);
     assert_eq!(batch.len(), 2);
     // One succeeds (and is observed), one times out.
-    let ok = Reconcile { writes: vec![batch[0].clone()], requeue_after: None };
+    let ok = Reconcile { writes: vec![batch[0].clone()], requeue_after: None, calls: Vec::new() };
     complete_creates(&mut controller, &mut cache, &ok, &mut next);
     controller.on_write_result(&rs_key(), batch[1], &Err(ApiError::new(ApiErrorReason::Timeout, "etcd timeout")));
     // 10 expected - 2 observed - 1 failed - 7 never issued.

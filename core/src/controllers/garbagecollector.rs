@@ -141,7 +141,7 @@ impl GarbageCollector {
             pending.insert(reference.uid.clone());
         }
         if !reads.is_empty() || self.verifying_any(&meta.owner_references) {
-            return Reconcile { writes: reads, requeue_after: None }.requeue_after(VERIFY_POLL);
+            return Reconcile { writes: reads, ..Reconcile::default() }.requeue_after(VERIFY_POLL);
         }
         // Every owner is confirmed gone: the dependent is garbage.
         Reconcile::write(ApiRequest::Delete {
@@ -187,7 +187,7 @@ impl GarbageCollector {
         if blocking == 0 {
             writes.push(without_finalizer(object, FOREGROUND_FINALIZER));
         }
-        Reconcile { writes, requeue_after: None }.requeue_after(RETRY_AFTER)
+        Reconcile { writes, ..Reconcile::default() }.requeue_after(RETRY_AFTER)
     }
 
     /// `orphanDependents`: remove the references to the owner, then release the owner.
@@ -203,7 +203,7 @@ impl GarbageCollector {
         if writes.is_empty() {
             writes.push(without_finalizer(object, ORPHAN_FINALIZER));
         }
-        Reconcile { writes, requeue_after: None }.requeue_after(RETRY_AFTER)
+        Reconcile { writes, ..Reconcile::default() }.requeue_after(RETRY_AFTER)
     }
 }
 

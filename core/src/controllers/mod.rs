@@ -14,24 +14,33 @@
 //! - `endpointslice`: `EndpointSliceController`.
 //! - `scheduler`: `Scheduler`, with assumed pods and unschedulable backoff.
 //! - `garbagecollector`: `GarbageCollector`: background, foreground and orphaning deletion.
+//! - `hpa`: `HorizontalPodAutoscalerController` (autoscaling/v2, Resource cpu metrics).
+//! - `podgc`: `PodGarbageCollector`: pods bound to nodes that no longer exist.
+//! - `cloud`: the cloud controller manager's service (LoadBalancer) and node lifecycle controllers.
 //!
 //! Architecture invariant: no reconciler reads a clock or draws randomness except through the
 //! `ReconcileContext` it is given, and all state is in BTreeMaps, so a reconciler fed the same
 //! events and results makes the same decisions.
 
+pub mod cloud;
 pub mod deployment;
 pub mod endpointslice;
 pub mod garbagecollector;
+pub mod hpa;
 pub mod job;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod scheduler;
 
+pub use cloud::{CloudNodeLifecycleController, ServiceLoadBalancerController};
 pub use deployment::{rollback_request, DeploymentController};
 pub use endpointslice::EndpointSliceController;
 pub use garbagecollector::GarbageCollector;
+pub use hpa::HorizontalPodAutoscalerController;
 pub use job::JobController;
 pub use nodelifecycle::NodeLifecycleController;
+pub use podgc::PodGarbageCollector;
 pub use replicaset::ReplicaSetController;
 pub use scheduler::Scheduler;
 

@@ -1,6 +1,7 @@
 //! PodDisruptionBudget (policy/v1) and HorizontalPodAutoscaler (autoscaling/v2).
 
 use super::meta::{Condition, IntOrPercent, IntOrString, ObjectMeta};
+use super::quantity::Millicores;
 use super::selector::LabelSelector;
 use super::validation::{validate_non_negative, FieldPath, ValidationError};
 use serde::{Deserialize, Serialize};
@@ -177,12 +178,15 @@ pub struct ResourceMetricSource {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MetricTarget {
-    /// Utilization, Value or AverageValue; only Utilization is simulated.
+    /// Utilization or AverageValue (Value is not allowed for Resource metrics).
     #[serde(rename = "type")]
     pub target_type: String,
     /// Percent of the pods' requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub average_utilization: Option<i32>,
+    /// Average use per pod, as a CPU quantity (`500m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average_value: Option<Millicores>,
 }
 
 /// Scaling behaviour: how cautiously to scale in each direction.
@@ -204,6 +208,65 @@ pub struct HpaScalingRules {
     /// The autoscaler uses the most cautious recommendation of this window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stabilization_window_seconds: Option<i32>,
+    /// Max (default), Min or Disabled: which policy's limit applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select_policy: Option<String>,
+    /// How fast the replicas may change; defaulted per direction.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<HpaScalingPolicy>,
+}
+
+/// One rate limit: at most `value` pods (type Pods) or percent (type Percent) per period.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HpaScalingPolicy {
+    /// Pods or Percent.
+    #[serde(rename = "type")]
+    pub policy_type: String,
+    /// The amount of change allowed.
+    pub value: i32,
+    /// The period the change is counted over, 1 to 1800 s.
+    pub period_seconds: i32,
+}
+
+impl HpaScalingPolicy {
+    pub fn new(policy_type: &str, value: i32, period_seconds: i32) -> HpaScalingPolicy {
+        HpaScalingPolicy { policy_type: policy_type.to_string(), value, period_seconds }
+    }
+}
+
+/// A metric's current value in the status.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MetricStatus {
+    /// Resource.
+    #[serde(rename = "type")]
+    pub metric_type: MetricSourceType,
+    /// The resource's current value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceMetricStatus>,
+}
+
+/// The current value of a resource metric.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResourceMetricStatus {
+    /// cpu.
+    pub name: String,
+    /// The current value.
+    pub current: MetricValueStatus,
+}
+
+/// A current metric value.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MetricValueStatus {
+    /// Percent of the requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average_utilization: Option<i32>,
+    /// Average use per pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average_value: Option<Millicores>,
 }
 
 /// What the autoscaler last did.
@@ -220,18 +283,48 @@ pub struct HorizontalPodAutoscalerStatus {
     /// Virtual time of its last scaling.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_scale_time_ns: Option<u64>,
+    /// The metrics' last values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub current_metrics: Vec<MetricStatus>,
     /// AbleToScale, ScalingActive, ScalingLimited.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
 
 impl HorizontalPodAutoscaler {
-    /// Applies autoscaling/v2 defaults: minReplicas 1, scale-down window 300 s, scale-up window 0 s.
+    /// Applies autoscaling/v2 defaults (`SetDefaults_HorizontalPodAutoscaler`,
+    /// `GenerateHPAScaleUpRules`, `GenerateHPAScaleDownRules`): minReplicas 1; with no metrics, CPU
+    /// at 80% utilization; scale up with no window, at most +100% or +4 pods per 15 s (the larger);
+    /// scale down with a 300 s window, at most -100% per 15 s; selectPolicy Max.
     pub fn apply_defaults(&mut self) {
         self.spec.min_replicas.get_or_insert(1);
+        if self.spec.metrics.is_empty() {
+            self.spec.metrics.push(MetricSpec {
+                metric_type: MetricSourceType::Resource,
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".to_string(),
+                    target: MetricTarget {
+                        target_type: "Utilization".to_string(),
+                        average_utilization: Some(80),
+                        average_value: None,
+                    },
+                }),
+            });
+        }
         let behavior = self.spec.behavior.get_or_insert_with(Default::default);
-        behavior.scale_down.get_or_insert_with(Default::default).stabilization_window_seconds.get_or_insert(300);
-        behavior.scale_up.get_or_insert_with(Default::default).stabilization_window_seconds.get_or_insert(0);
+        let down = behavior.scale_down.get_or_insert_with(Default::default);
+        down.stabilization_window_seconds.get_or_insert(300);
+        down.select_policy.get_or_insert_with(|| "Max".to_string());
+        if down.policies.is_empty() {
+            down.policies.push(HpaScalingPolicy::new("Percent", 100, 15));
+        }
+        let up = behavior.scale_up.get_or_insert_with(Default::default);
+        up.stabilization_window_seconds.get_or_insert(0);
+        up.select_policy.get_or_insert_with(|| "Max".to_string());
+        if up.policies.is_empty() {
+            up.policies.push(HpaScalingPolicy::new("Percent", 100, 15));
+            up.policies.push(HpaScalingPolicy::new("Pods", 4, 15));
+        }
     }
 
     /// Validates the bounds, the target and the metrics.
@@ -275,11 +368,31 @@ impl HorizontalPodAutoscaler {
                         "must populate resource when type is Resource",
                     )),
                     Some(resource) => {
+                        let target_path = metric_path.key("resource").key("target");
                         if let Some(utilization) = resource.target.average_utilization.filter(|u| *u < 1) {
                             errors.push(ValidationError::invalid(
-                                &metric_path.key("resource").key("target").key("averageUtilization"),
+                                &target_path.key("averageUtilization"),
                                 format!("{utilization}: must be greater than 0"),
                             ));
+                        }
+                        match resource.target.target_type.as_str() {
+                            "Utilization" if resource.target.average_utilization.is_none() => {
+                                errors.push(ValidationError::required(
+                                    &target_path.key("averageUtilization"),
+                                    "must populate averageUtilization when type is Utilization",
+                                ))
+                            }
+                            "AverageValue" if resource.target.average_value.is_none_or(|v| v.0 == 0) => {
+                                errors.push(ValidationError::required(
+                                    &target_path.key("averageValue"),
+                                    "must populate a positive averageValue when type is AverageValue",
+                                ))
+                            }
+                            "Utilization" | "AverageValue" => {}
+                            other => errors.push(ValidationError::invalid(
+                                &target_path.key("type"),
+                                format!("{other:?}: must be Utilization or AverageValue for a Resource metric"),
+                            )),
                         }
                     }
                 }
@@ -287,11 +400,41 @@ impl HorizontalPodAutoscaler {
         }
         if let Some(behavior) = &spec.behavior {
             for (field, rules) in [("scaleUp", &behavior.scale_up), ("scaleDown", &behavior.scale_down)] {
+                let rules_path = spec_path.key("behavior").key(field);
                 if let Some(window) = rules.as_ref().and_then(|r| r.stabilization_window_seconds) {
                     if !(0..=3600).contains(&window) {
                         errors.push(ValidationError::invalid(
-                            &spec_path.key("behavior").key(field).key("stabilizationWindowSeconds"),
+                            &rules_path.key("stabilizationWindowSeconds"),
                             format!("{window}: must be between 0 and 3600"),
+                        ));
+                    }
+                }
+                let Some(rules) = rules else { continue };
+                if let Some(select) = rules.select_policy.as_deref().filter(|s| !["Max", "Min", "Disabled"].contains(s))
+                {
+                    errors.push(ValidationError::invalid(
+                        &rules_path.key("selectPolicy"),
+                        format!("{select:?}: must be Max, Min or Disabled"),
+                    ));
+                }
+                for (index, policy) in rules.policies.iter().enumerate() {
+                    let policy_path = rules_path.key("policies").index(index);
+                    if policy.policy_type != "Pods" && policy.policy_type != "Percent" {
+                        errors.push(ValidationError::invalid(
+                            &policy_path.key("type"),
+                            format!("{:?}: must be Pods or Percent", policy.policy_type),
+                        ));
+                    }
+                    if policy.value <= 0 {
+                        errors.push(ValidationError::invalid(
+                            &policy_path.key("value"),
+                            format!("{}: must be greater than zero", policy.value),
+                        ));
+                    }
+                    if !(1..=1800).contains(&policy.period_seconds) {
+                        errors.push(ValidationError::invalid(
+                            &policy_path.key("periodSeconds"),
+                            format!("{}: must be between 1 and 1800", policy.period_seconds),
                         ));
                     }
                 }

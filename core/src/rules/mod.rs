@@ -17,7 +17,8 @@
 //!   summary, scores, taints and tolerations, NoExecute eviction delay.
 //! - [`job`]: pod-failure backoff, how many pods to create or delete, backoffLimit.
 //! - [`kubelet`]: container restart (CrashLoopBackOff) backoff.
-//! - [`hpa`]: desired replicas from utilization, tolerance, stabilization window.
+//! - [`hpa`]: the replica calculator (tolerance, unready and missing pods, utilization and
+//!   average value), stabilization windows, scale-up/down rate policies, min/max.
 //! - [`pdb`]: expected pods, desired healthy, disruptions allowed.
 
 pub mod deployment;
