@@ -309,17 +309,11 @@ impl Cluster {
         true
     }
 
-    /// Traffic source `source` now sends one request per `interval`, or stops (`None`).
+    /// Traffic source `source` now sends one request per `interval`, or stops (`None`). A source
+    /// the cluster does not have is ignored (scenario validation names it first).
     pub fn set_traffic(&mut self, source: usize, interval: Option<Duration>) {
-        let Some(&id) = self.traffic.get(source) else { return };
-        if let Some(traffic) = self.sim.component_mut::<Traffic>(id) {
-            match interval {
-                Some(interval) => {
-                    traffic.interval = interval;
-                    traffic.enabled = true;
-                }
-                None => traffic.enabled = false,
-            }
+        if source < self.traffic.len() {
+            self.set_traffic_interval(source, interval);
         }
     }
 
