@@ -180,6 +180,8 @@ pub enum ApiErrorReason {
     Forbidden,
     Gone,
     TooManyRequests,
+    /// An error inside the server (HTTP 500), such as a pod covered by several budgets.
+    InternalError,
     /// The API server could not reach etcd in time; the write may or may not have happened.
     Timeout,
     ServiceUnavailable,
@@ -195,6 +197,7 @@ impl ApiErrorReason {
             ApiErrorReason::Forbidden => 403,
             ApiErrorReason::Gone => 410,
             ApiErrorReason::TooManyRequests => 429,
+            ApiErrorReason::InternalError => 500,
             ApiErrorReason::Timeout => 504,
             ApiErrorReason::ServiceUnavailable => 503,
         }

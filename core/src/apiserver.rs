@@ -86,6 +86,23 @@ enum Pending {
     },
     /// The etcd list that fills the watch cache at start and after a compaction.
     InitialList,
+    /// An eviction's budget decrement; once written, the pod is deleted.
+    EvictBudget {
+        reply: ReplyTo,
+        namespace: String,
+        pod: String,
+        attempt: u32,
+    },
+}
+
+/// What an eviction comes to (`EvictionREST.Create`).
+#[derive(Debug)]
+enum EvictionStep {
+    Reply(ApiError),
+    /// Delete the pod without touching a budget.
+    DeletePod,
+    /// Write the decremented budget (guarded by its revision), then delete the pod.
+    Decrement { budget: Rc<Object>, expected: Revision },
 }
 
 /// What a request comes to, given the current object.
@@ -187,6 +204,7 @@ impl ApiServer {
                 }
                 Err(error) => ctx.respond(reply, Msg::ApiResult(Err(error))),
             },
+            ApiRequest::Evict { namespace, pod } => self.evict(ctx, reply, namespace, pod, None, 0),
             request => {
                 let key = request_key(&request).store_key();
                 let current = self.objects.get(&key).cloned();
@@ -224,6 +242,54 @@ impl ApiServer {
             Mutation::Delete { key, expected, deleted } => {
                 let pending = Pending::Write { reply, request, attempt, result: deleted, deleted: true };
                 self.send_etcd(ctx, EtcdRequest::Delete { key, expected_mod_revision: expected }, pending);
+            }
+        }
+    }
+
+    /// The eviction subresource: delete the pod if the budget covering it allows a disruption,
+    /// spending one (`pkg/registry/core/pod/storage/eviction.go`). The pod and the budgets come
+    /// from the watch cache; the budget write is guarded by its revision, so a stale cache costs a
+    /// retry with etcd's value, never a budget spent twice. `budget` is etcd's newer copy on a
+    /// retry.
+    fn evict(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg, Timer>,
+        reply: ReplyTo,
+        namespace: String,
+        pod: String,
+        budget: Option<Rc<Object>>,
+        attempt: u32,
+    ) {
+        let pod_key = ObjectKey::new(Kind::Pod, &namespace, &pod);
+        let current = self.objects.get(&pod_key.store_key()).cloned();
+        let budgets: Vec<Rc<Object>> = match budget {
+            Some(budget) => vec![budget],
+            None => {
+                let prefix = store_prefix(Kind::PodDisruptionBudget, Some(&namespace));
+                self.objects
+                    .range(prefix.clone()..)
+                    .take_while(|(key, _)| key.starts_with(&prefix))
+                    .map(|(_, object)| object.clone())
+                    .collect()
+            }
+        };
+        let now_ns = ctx.now().as_nanos();
+        let delete = |current: &Rc<Object>| ApiRequest::Delete {
+            key: pod_key.clone(),
+            uid: current.meta().uid.clone(),
+            grace_period_seconds: None,
+            propagation: None,
+        };
+        match eviction_step(current.as_deref(), &budgets, now_ns) {
+            EvictionStep::Reply(error) => ctx.respond(reply, Msg::ApiResult(Err(error))),
+            EvictionStep::DeletePod => {
+                let current = current.expect("a pod to delete");
+                self.apply_mutation(ctx, reply, delete(&current), Some(current), 0);
+            }
+            EvictionStep::Decrement { budget, expected } => {
+                let key = ObjectKey::of(&budget).store_key();
+                let pending = Pending::EvictBudget { reply, namespace, pod, attempt };
+                self.send_etcd(ctx, EtcdRequest::Put { key, value: budget, expected_mod_revision: expected }, pending);
             }
         }
     }
@@ -279,6 +345,7 @@ impl ApiServer {
                     ctx.set_timer(Duration::from_secs(1), Timer::Tick("apiserver-etcd-rewatch"));
                 }
                 Pending::Write { reply, .. }
+                | Pending::EvictBudget { reply, .. }
                 | Pending::Get { reply }
                 | Pending::Refetch { reply, .. }
                 | Pending::List { reply, .. } => {
@@ -316,6 +383,27 @@ impl ApiServer {
                     ctx.respond(reply, Msg::ApiResult(Err(error)));
                 } else {
                     self.apply_mutation(ctx, reply, request, current.map(|kv| kv.value), attempt + 1);
+                }
+            }
+            (Pending::EvictBudget { reply, namespace, pod, .. }, EtcdResponse::Written { .. }) => {
+                // The budget is spent: delete the pod (preconditioned on the uid the decision saw).
+                let key = ObjectKey::new(Kind::Pod, &namespace, &pod);
+                let current = self.objects.get(&key.store_key()).cloned();
+                let uid = current.as_ref().and_then(|current| current.meta().uid.clone());
+                let request = ApiRequest::Delete { key, uid, grace_period_seconds: None, propagation: None };
+                self.apply_mutation(ctx, reply, request, current, 0);
+            }
+            (Pending::EvictBudget { reply, namespace, pod, attempt }, EtcdResponse::CompareFailed { current, .. }) => {
+                match current {
+                    Some(kv) if attempt + 1 < MAX_UPDATE_ATTEMPTS => {
+                        self.evict(ctx, reply, namespace, pod, Some(kv.value), attempt + 1);
+                    }
+                    Some(_) => {
+                        let error = ApiError::new(ApiErrorReason::Conflict, "the disruption budget keeps changing; try again");
+                        ctx.respond(reply, Msg::ApiResult(Err(error)));
+                    }
+                    // The budget went away meanwhile: decide again without it.
+                    None => self.evict(ctx, reply, namespace, pod, None, attempt + 1),
                 }
             }
             (Pending::Refetch { reply, request }, EtcdResponse::Value { kv, .. }) => {
@@ -725,18 +813,80 @@ fn mutate(request: &ApiRequest, current: Option<&Rc<Object>>, now_ns: u64) -> Mu
             let expected = resource_version_of(current);
             Mutation::Put { key: key.store_key(), value: Rc::new(Object::Pod(updated)), expected }
         }
-        ApiRequest::Evict { namespace, pod } => {
-            // Disruption budgets are checked by the eviction subresource; without a budget an
-            // eviction is a graceful delete.
-            let delete = ApiRequest::Delete {
-                key: ObjectKey::new(Kind::Pod, namespace, pod),
-                uid: None,
-                grace_period_seconds: None,
-                propagation: None,
-            };
-            mutate(&delete, current, now_ns)
-        }
+        ApiRequest::Evict { .. } => unreachable!("evictions are decided by ApiServer::evict"),
         ApiRequest::Get { .. } | ApiRequest::List { .. } => unreachable!("reads do not mutate"),
+    }
+}
+
+/// `EvictionREST.Create`'s decision for `pod` given the budgets of its namespace, as of `now_ns`.
+fn eviction_step(pod: Option<&Object>, budgets: &[Rc<Object>], now_ns: u64) -> EvictionStep {
+    use crate::controllers::disruption::{budget_covers, set_disruption_allowed_condition, REASON_INSUFFICIENT_PODS};
+    use crate::rules::pdb::{self as rules, EvictionVerdict};
+    let Some(Object::Pod(pod)) = pod else {
+        return EvictionStep::Reply(ApiError::new(ApiErrorReason::NotFound, "pods not found"));
+    };
+    let phase = crate::controllers::rules_phase(pod);
+    if rules::can_ignore_pdb(phase, pod.metadata.is_terminating()) {
+        return EvictionStep::DeletePod;
+    }
+    let covering: Vec<(&Rc<Object>, &crate::objects::PodDisruptionBudget)> = budgets
+        .iter()
+        .filter_map(|object| match object.as_ref() {
+            Object::PodDisruptionBudget(pdb) if budget_covers(pdb, pod) => Some((object, pdb)),
+            _ => None,
+        })
+        .collect();
+    let (object, pdb) = match covering.as_slice() {
+        [] => return EvictionStep::DeletePod,
+        [one] => *one,
+        _ => {
+            return EvictionStep::Reply(ApiError::new(
+                ApiErrorReason::InternalError,
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ))
+        }
+    };
+    // IfHealthyBudget: an unready pod does not count towards healthy, so evicting it spends nothing
+    // when the budget is met without it.
+    if !pod.is_ready() && rules::unready_pod_fits_budget(pdb.status.current_healthy, pdb.status.desired_healthy) {
+        return EvictionStep::DeletePod;
+    }
+    let too_many = |message: String| EvictionStep::Reply(ApiError::new(ApiErrorReason::TooManyRequests, message));
+    let verdict = rules::check_and_decrement(
+        pdb.metadata.generation.unwrap_or(0),
+        pdb.status.observed_generation.unwrap_or(0),
+        pdb.status.disruptions_allowed,
+        pdb.status.disrupted_pods.len(),
+    );
+    match verdict {
+        EvictionVerdict::BudgetNotProcessed => too_many(format!(
+            "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {} is still being processed by the server.",
+            pdb.metadata.name
+        )),
+        EvictionVerdict::NoDisruptionAllowed => too_many(format!(
+            "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {} needs {} healthy pods and has {} currently",
+            pdb.metadata.name, pdb.status.desired_healthy, pdb.status.current_healthy
+        )),
+        EvictionVerdict::NegativeAllowed => EvictionStep::Reply(ApiError::new(
+            ApiErrorReason::Forbidden,
+            "pdb disruptions allowed is negative",
+        )),
+        EvictionVerdict::TooManyDisrupted => EvictionStep::Reply(ApiError::new(
+            ApiErrorReason::Forbidden,
+            "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+        )),
+        EvictionVerdict::Decrement { disruptions_allowed } => {
+            let mut updated = pdb.clone();
+            updated.status.disruptions_allowed = disruptions_allowed;
+            if disruptions_allowed == 0 {
+                set_disruption_allowed_condition(&mut updated, REASON_INSUFFICIENT_PODS, now_ns);
+            }
+            // The controller must not count the pod as healthy until it sees it deleted.
+            updated.status.disrupted_pods.insert(pod.metadata.name.clone(), now_ns);
+            let expected = resource_version_of(object);
+            updated.metadata.resource_version = None;
+            EvictionStep::Decrement { budget: Rc::new(Object::PodDisruptionBudget(updated)), expected }
+        }
     }
 }
 

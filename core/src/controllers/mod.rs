@@ -14,12 +14,14 @@
 //! - `endpointslice`: `EndpointSliceController`.
 //! - `scheduler`: `Scheduler`, with assumed pods and unschedulable backoff.
 //! - `garbagecollector`: `GarbageCollector`: background, foreground and orphaning deletion.
+//! - `disruption`: `DisruptionController`: PodDisruptionBudget status.
 //!
 //! Architecture invariant: no reconciler reads a clock or draws randomness except through the
 //! `ReconcileContext` it is given, and all state is in BTreeMaps, so a reconciler fed the same
 //! events and results makes the same decisions.
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpointslice;
 pub mod garbagecollector;
 pub mod job;
@@ -28,6 +30,7 @@ pub mod replicaset;
 pub mod scheduler;
 
 pub use deployment::{rollback_request, DeploymentController};
+pub use disruption::DisruptionController;
 pub use endpointslice::EndpointSliceController;
 pub use garbagecollector::GarbageCollector;
 pub use job::JobController;
