@@ -376,6 +376,8 @@ pub enum Msg {
         service: String,
         cluster_ip: Option<String>,
     },
+    /// A user's node command for kubectl (`cordon`, `uncordon`, `drain`), injected by the harness.
+    Kubectl(crate::drain::NodeCommand),
 }
 
 fn object_digest(object: &Object) -> u64 {
@@ -434,6 +436,10 @@ impl TraceDigest for Msg {
             Msg::DnsAnswer { service, cluster_ip } => {
                 24 ^ stable_hash_str(service) ^ cluster_ip.as_deref().map_or(0, stable_hash_str).rotate_left(3)
             }
+            Msg::Kubectl(crate::drain::NodeCommand::Cordon { node, unschedulable }) => {
+                25 ^ stable_hash_str(node) ^ u64::from(*unschedulable) << 8
+            }
+            Msg::Kubectl(crate::drain::NodeCommand::Drain { node, .. }) => 26 ^ stable_hash_str(node),
         }
     }
 }

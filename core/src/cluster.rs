@@ -20,7 +20,8 @@ use std::time::Duration;
 /// Builds the reconcilers of one controller-manager replica (again after each restart).
 pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
 
-/// kube-controller-manager's controllers: ReplicaSet, Deployment, EndpointSlice, node lifecycle.
+/// kube-controller-manager's controllers: ReplicaSet, Deployment, EndpointSlice, node lifecycle,
+/// Job, garbage collector, disruption.
 pub fn standard_controllers() -> ReconcilerFactory {
     Rc::new(|| {
         vec![
@@ -30,6 +31,7 @@ pub fn standard_controllers() -> ReconcilerFactory {
             Box::new(crate::controllers::NodeLifecycleController::new()),
             Box::new(crate::controllers::JobController::new()),
             Box::new(crate::controllers::GarbageCollector::new()),
+            Box::new(crate::controllers::DisruptionController::new()),
         ]
     })
 }
@@ -209,6 +211,28 @@ impl Cluster {
     pub fn submit(&mut self, request: ApiRequest) {
         self.submitted += 1;
         self.sim.inject(self.kubectl, Msg::Api(request));
+    }
+
+    /// `kubectl cordon <node>` (or `uncordon` with `unschedulable` false); the report is in
+    /// [`Cluster::drains`].
+    pub fn cordon(&mut self, node: &str, unschedulable: bool) {
+        let command = crate::drain::NodeCommand::Cordon { node: node.to_string(), unschedulable };
+        self.sim.inject(self.kubectl, Msg::Kubectl(command));
+    }
+
+    /// `kubectl drain <node> --ignore-daemonsets --timeout=<timeout>`: cordon, then evict every pod
+    /// through the Eviction API; the report is in [`Cluster::drains`].
+    pub fn drain(&mut self, node: &str, timeout: Duration) {
+        let command = crate::drain::NodeCommand::Drain { node: node.to_string(), timeout, force: false };
+        self.sim.inject(self.kubectl, Msg::Kubectl(command));
+    }
+
+    /// The reports of kubectl's node commands, in order.
+    pub fn drains(&self) -> Vec<crate::drain::DrainReport> {
+        self.sim
+            .component::<Kubectl>(self.kubectl)
+            .map(|kubectl| kubectl.drains().into_iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// `kubectl create` of an object.

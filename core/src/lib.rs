@@ -11,6 +11,7 @@ pub mod client;
 pub mod cluster;
 pub mod controller;
 pub mod controllers;
+pub mod drain;
 pub mod etcd;
 pub mod host;
 pub mod kubectl;
