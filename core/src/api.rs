@@ -238,6 +238,8 @@ pub struct WatchRequest {
     pub node_name: Option<String>,
     /// Events after this revision are sent; an older one than the cache holds gets 410 Gone.
     pub resource_version: Revision,
+    /// Who watches.
+    pub user: Rc<str>,
 }
 
 /// One event on a watch stream.
@@ -356,7 +358,12 @@ pub enum HttpOutcome {
 /// Every message of the Kubernetes model.
 #[derive(Clone, Debug)]
 pub enum Msg {
-    Api(ApiRequest),
+    /// An API call and who makes it (what kube-apiserver authenticates from the client's
+    /// certificate or token).
+    Api {
+        user: Rc<str>,
+        request: ApiRequest,
+    },
     ApiResult(ApiResult),
     Watch(WatchRequest),
     WatchEvent(WatchEvent),
@@ -388,7 +395,7 @@ fn object_digest(object: &Object) -> u64 {
 impl TraceDigest for Msg {
     fn trace_digest(&self) -> u64 {
         match self {
-            Msg::Api(request) => {
+            Msg::Api { request, .. } => {
                 let base = stable_hash_str(request.verb());
                 match request {
                     ApiRequest::Create { object }

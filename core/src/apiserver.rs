@@ -14,9 +14,12 @@ use crate::api::{
     namespace_of, resource_version_of, store_prefix, ApiError, ApiErrorReason, ApiOk, ApiRequest, ApiResult, EtcdEvent,
     EtcdRequest, EtcdResponse, ListFrom, Msg, ObjectKey, Propagation, Timer, WatchEvent, WatchRequest,
 };
+use crate::objects::cluster::{
+    IMMORTAL_NAMESPACES, NAMESPACE_ACTIVE, NAMESPACE_FINALIZER, NAMESPACE_TERMINATING, SYSTEM_NAMESPACES,
+};
 use crate::objects::meta::ConditionStatus;
 use crate::objects::pod::{PodPhase, TaintEffect, Toleration, TolerationOperator};
-use crate::objects::{Condition, Kind, Object};
+use crate::objects::{Condition, Kind, Namespace, Object};
 use crate::store::Revision;
 use kubedst_sim::{Component, ComponentId, Ctx, Input, ReplyTo, RequestId, StreamId};
 use std::collections::{BTreeMap, VecDeque};
@@ -86,6 +89,14 @@ enum Pending {
     },
     /// The etcd list that fills the watch cache at start and after a compaction.
     InitialList,
+    /// NamespaceLifecycle admission did not find the namespace of a create in the watch cache: it
+    /// reads it from etcd before deciding (upstream's live lookup).
+    AdmitCreate {
+        reply: ReplyTo,
+        object: Rc<Object>,
+    },
+    /// A system namespace the server creates at start; whatever etcd answers is fine.
+    Bootstrap,
     /// An eviction's budget decrement; once written, the pod is deleted.
     EvictBudget {
         reply: ReplyTo,
@@ -197,10 +208,23 @@ impl ApiServer {
             }
             ApiRequest::Create { object } => match self.prepare_create(ctx, &object) {
                 Ok(prepared) => {
-                    let key = ObjectKey::of(&prepared).store_key();
-                    let current = self.objects.get(&key).cloned();
-                    let request = ApiRequest::Create { object: Rc::new(prepared) };
-                    self.apply_mutation(ctx, reply, request, current, 0);
+                    let prepared = Rc::new(prepared);
+                    let namespace = namespace_of(&prepared);
+                    if namespace.is_empty() {
+                        self.create(ctx, reply, prepared);
+                        return;
+                    }
+                    let namespace_key = ObjectKey::new(Kind::Namespace, "", &namespace).store_key();
+                    match self.objects.get(&namespace_key).cloned() {
+                        Some(found) => self.admit_create(ctx, reply, prepared, Some(&found)),
+                        // The system namespaces exist from the start (this server creates them
+                        // as soon as its cache syncs).
+                        None if SYSTEM_NAMESPACES.contains(&namespace.as_str()) => self.create(ctx, reply, prepared),
+                        None => {
+                            let pending = Pending::AdmitCreate { reply, object: prepared };
+                            self.send_etcd(ctx, EtcdRequest::Get { key: namespace_key }, pending);
+                        }
+                    }
                 }
                 Err(error) => ctx.respond(reply, Msg::ApiResult(Err(error))),
             },
@@ -243,6 +267,55 @@ impl ApiServer {
                 let pending = Pending::Write { reply, request, attempt, result: deleted, deleted: true };
                 self.send_etcd(ctx, EtcdRequest::Delete { key, expected_mod_revision: expected }, pending);
             }
+        }
+    }
+
+    fn create(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, reply: ReplyTo, object: Rc<Object>) {
+        let key = ObjectKey::of(&object).store_key();
+        let current = self.objects.get(&key).cloned();
+        self.apply_mutation(ctx, reply, ApiRequest::Create { object }, current, 0);
+    }
+
+    /// NamespaceLifecycle admission of a create: the namespace must exist and not be terminating.
+    fn admit_create(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg, Timer>,
+        reply: ReplyTo,
+        object: Rc<Object>,
+        namespace: Option<&Rc<Object>>,
+    ) {
+        let name = namespace_of(&object);
+        match namespace.map(|namespace| namespace.as_ref()) {
+            Some(Object::Namespace(found)) if found.is_terminating() => {
+                let error = ApiError::new(
+                    ApiErrorReason::Forbidden,
+                    format!("unable to create new content in namespace {name} because it is being terminated"),
+                );
+                ctx.respond(reply, Msg::ApiResult(Err(error)));
+            }
+            Some(_) => self.create(ctx, reply, object),
+            None => {
+                let error = ApiError::new(ApiErrorReason::NotFound, format!("namespaces \"{name}\" not found"));
+                ctx.respond(reply, Msg::ApiResult(Err(error)));
+            }
+        }
+    }
+
+    /// Creates the system namespaces that etcd does not hold yet (kube-apiserver's
+    /// `systemnamespaces` controller). Several replicas may race; the losers' compare fails.
+    fn bootstrap_namespaces(&mut self, ctx: &mut Ctx<'_, Msg, Timer>) {
+        for name in SYSTEM_NAMESPACES {
+            let key = ObjectKey::new(Kind::Namespace, "", name).store_key();
+            if self.objects.contains_key(&key) {
+                continue;
+            }
+            let namespace = Namespace {
+                metadata: crate::objects::ObjectMeta { name: name.to_string(), ..Default::default() },
+                ..Namespace::default()
+            };
+            let Ok(prepared) = self.prepare_create(ctx, &Object::Namespace(namespace)) else { continue };
+            let request = EtcdRequest::Put { key, value: Rc::new(prepared), expected_mod_revision: 0 };
+            self.send_etcd(ctx, request, Pending::Bootstrap);
         }
     }
 
@@ -321,6 +394,12 @@ impl ApiServer {
                 add_default_tolerations(&mut pod.spec.tolerations);
                 pod.status.phase.get_or_insert(PodPhase::Pending);
             }
+            Object::Namespace(namespace) => {
+                // The namespace registry's PrepareForCreate: phase Active, finalizer kubernetes.
+                namespace.spec.finalizers.retain(|finalizer| finalizer != NAMESPACE_FINALIZER);
+                namespace.spec.finalizers.push(NAMESPACE_FINALIZER.to_string());
+                namespace.status.phase = Some(NAMESPACE_ACTIVE.to_string());
+            }
             Object::Service(service) => {
                 if service.spec.cluster_ip.is_none() {
                     let host = ctx.rng().below(65_534) + 1;
@@ -343,6 +422,11 @@ impl ApiServer {
             match pending {
                 Pending::InitialList => {
                     ctx.set_timer(Duration::from_secs(1), Timer::Tick("apiserver-etcd-rewatch"));
+                }
+                Pending::Bootstrap => {}
+                Pending::AdmitCreate { reply, .. } => {
+                    let error = ApiError::new(ApiErrorReason::Timeout, "etcd did not answer in time");
+                    ctx.respond(reply, Msg::ApiResult(Err(error)));
                 }
                 Pending::Write { reply, .. }
                 | Pending::EvictBudget { reply, .. }
@@ -368,6 +452,12 @@ impl ApiServer {
                     ctx.close_stream(id);
                 }
                 self.watch_etcd(ctx);
+                self.bootstrap_namespaces(ctx);
+            }
+            (Pending::Bootstrap, _) => {}
+            (Pending::AdmitCreate { reply, object }, EtcdResponse::Value { kv, .. }) => {
+                let namespace = kv.map(|kv| kv.value);
+                self.admit_create(ctx, reply, object, namespace.as_ref());
             }
             (Pending::Write { reply, result, deleted, .. }, EtcdResponse::Written { revision }) => {
                 let mut result = result;
@@ -464,7 +554,47 @@ impl ApiServer {
         }
     }
 
+    /// The authorizer's decision ([`crate::rbac`]), with the Node authorizer's graph read from the
+    /// watch cache's pods.
+    fn authorize(&self, user: &str, request: &ApiRequest) -> Result<(), ApiError> {
+        use crate::rbac::Verb;
+        let (verb, key) = match request {
+            ApiRequest::Get { key } => (Verb::Get, key.clone()),
+            ApiRequest::List { kind, namespace, .. } => {
+                (Verb::List, ObjectKey::new(*kind, namespace.as_deref().unwrap_or(""), ""))
+            }
+            ApiRequest::Create { object } => (Verb::Create, ObjectKey::of(object)),
+            ApiRequest::Update { object } | ApiRequest::UpdateStatus { object } => (Verb::Update, ObjectKey::of(object)),
+            ApiRequest::Delete { key, .. } => (Verb::Delete, key.clone()),
+            ApiRequest::Bind { .. } | ApiRequest::Evict { .. } => return Ok(()),
+        };
+        crate::rbac::authorize(user, verb, key.kind, &key.namespace, &key.name, |node, namespace| {
+            self.pods_of_node(node, namespace)
+        })
+    }
+
+    fn pods_of_node(&self, node: &str, namespace: &str) -> Vec<&crate::objects::Pod> {
+        let prefix = store_prefix(Kind::Pod, Some(namespace));
+        self.objects
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .filter_map(|(_, object)| match object.as_ref() {
+                Object::Pod(pod) if pod.spec.node_name.as_deref() == Some(node) => Some(pod),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn start_client_watch(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, id: StreamId, request: WatchRequest) {
+        let namespace = request.namespace.clone().unwrap_or_default();
+        let allowed = crate::rbac::authorize(&request.user, crate::rbac::Verb::Watch, request.kind, &namespace, "", |node, ns| {
+            self.pods_of_node(node, ns)
+        });
+        if allowed.is_err() {
+            // kube-apiserver answers the watch with 403; the stream ends at once.
+            ctx.close_stream(id);
+            return;
+        }
         if !self.synced {
             ctx.close_stream(id);
             return;
@@ -507,7 +637,13 @@ impl Component<Msg, Timer> for ApiServer {
                 self.start_initial_list(ctx);
                 ctx.set_timer(BOOKMARK_INTERVAL, Timer::Tick("apiserver-bookmark"));
             }
-            Input::Request { reply, msg: Msg::Api(request) } => self.handle_request(ctx, reply, request),
+            Input::Request { reply, msg: Msg::Api { user, request } } => {
+                if let Err(error) = self.authorize(&user, &request) {
+                    ctx.respond(reply, Msg::ApiResult(Err(error)));
+                } else {
+                    self.handle_request(ctx, reply, request);
+                }
+            }
             Input::Response { id, msg: Msg::EtcdResult(response) } => {
                 self.handle_etcd_response(ctx, id, Some(response))
             }
@@ -739,7 +875,12 @@ fn mutate(request: &ApiRequest, current: Option<&Rc<Object>>, now_ns: u64) -> Mu
                 return Mutation::Reply(Ok(ApiOk::Object(current.clone())));
             }
             let expected = resource_version_of(current);
-            if updated.meta().deletion_timestamp_ns.is_some() && updated.meta().finalizers.is_empty() {
+            let namespace_finalized = match &updated {
+                Object::Namespace(namespace) => namespace.spec.finalizers.is_empty(),
+                _ => true,
+            };
+            if updated.meta().deletion_timestamp_ns.is_some() && updated.meta().finalizers.is_empty() && namespace_finalized
+            {
                 // The last finalizer is gone: the deletion completes.
                 return Mutation::Delete { key: key.store_key(), expected, deleted: Rc::new(updated) };
             }
@@ -764,6 +905,25 @@ fn mutate(request: &ApiRequest, current: Option<&Rc<Object>>, now_ns: u64) -> Mu
                 }
             }
             let expected = resource_version_of(current);
+            if let Object::Namespace(namespace) = &mut updated {
+                if IMMORTAL_NAMESPACES.contains(&namespace.metadata.name.as_str()) {
+                    return Mutation::Reply(Err(ApiError::new(
+                        ApiErrorReason::Forbidden,
+                        format!("namespace {:?} may not be deleted", namespace.metadata.name),
+                    )));
+                }
+                // The namespace registry's Delete: with finalizers left, the namespace only turns
+                // Terminating, and the namespace controller empties it.
+                if !namespace.spec.finalizers.is_empty() {
+                    namespace.metadata.deletion_timestamp_ns.get_or_insert(now_ns);
+                    namespace.metadata.deletion_grace_period_seconds.get_or_insert(0);
+                    namespace.status.phase = Some(NAMESPACE_TERMINATING.to_string());
+                    if updated == **current {
+                        return Mutation::Reply(Ok(ApiOk::Deleted(current.clone())));
+                    }
+                    return Mutation::Put { key: key.store_key(), value: Rc::new(updated), expected };
+                }
+            }
             // Pods bound to a node terminate gracefully: the kubelet stops them, then deletes them
             // for good with a zero grace period.
             if let Object::Pod(pod) = &updated {

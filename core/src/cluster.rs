@@ -21,7 +21,7 @@ use std::time::Duration;
 pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
 
 /// kube-controller-manager's controllers: ReplicaSet, Deployment, EndpointSlice, node lifecycle,
-/// Job, garbage collector, disruption.
+/// Job, garbage collector, disruption, namespace.
 pub fn standard_controllers() -> ReconcilerFactory {
     Rc::new(|| {
         vec![
@@ -32,6 +32,7 @@ pub fn standard_controllers() -> ReconcilerFactory {
             Box::new(crate::controllers::JobController::new()),
             Box::new(crate::controllers::GarbageCollector::new()),
             Box::new(crate::controllers::DisruptionController::new()),
+            Box::new(crate::controllers::NamespaceController::new()),
         ]
     })
 }
@@ -143,8 +144,9 @@ impl Cluster {
                 let servers = servers.clone();
                 let identity = format!("{lease}-{index}");
                 let election = elect.then(|| LeaderElectionConfig::new(lease, &identity));
+                let user = format!("system:{lease}");
                 ids.push(sim.add_component(machine, &identity, move |_| {
-                    let host = ControllerHost::from_factory(servers.clone(), factory.clone());
+                    let host = ControllerHost::from_factory(servers.clone(), factory.clone()).with_user(&user);
                     Box::new(match election.clone() {
                         Some(election) => host.with_leader_election(election),
                         None => host,
@@ -210,7 +212,7 @@ impl Cluster {
     /// Hands a request to the user's kubectl; it is sent at the current virtual time.
     pub fn submit(&mut self, request: ApiRequest) {
         self.submitted += 1;
-        self.sim.inject(self.kubectl, Msg::Api(request));
+        self.sim.inject(self.kubectl, Msg::Api { user: Rc::from(crate::rbac::ADMIN), request });
     }
 
     /// `kubectl cordon <node>` (or `uncordon` with `unschedulable` false); the report is in

@@ -41,7 +41,7 @@ pub struct Kubectl {
 impl Kubectl {
     pub fn new(api_servers: Vec<ComponentId>) -> Kubectl {
         Kubectl {
-            client: ApiClient::new(api_servers),
+            client: ApiClient::new(api_servers).with_user(crate::rbac::ADMIN),
             in_flight: BTreeMap::new(),
             retries: BTreeMap::new(),
             next_retry: 0,
@@ -113,7 +113,7 @@ impl Kubectl {
 impl Component<Msg, Timer> for Kubectl {
     fn handle(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, input: Input<Msg, Timer>) {
         match input {
-            Input::Message { msg: Msg::Api(request), .. } => self.send(ctx, request, 0),
+            Input::Message { msg: Msg::Api { request, .. }, .. } => self.send(ctx, request, 0),
             Input::Message { msg: Msg::Kubectl(command), .. } => {
                 let (drain, actions) = Drain::start(command, ctx.now().as_nanos());
                 self.drains.push(drain);

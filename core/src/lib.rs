@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod node;
 pub mod objects;
 pub mod proxy;
+pub mod rbac;
 pub mod rules;
 pub mod runtime;
 pub mod store;

@@ -15,6 +15,7 @@
 //! - `scheduler`: `Scheduler`, with assumed pods and unschedulable backoff.
 //! - `garbagecollector`: `GarbageCollector`: background, foreground and orphaning deletion.
 //! - `disruption`: `DisruptionController`: PodDisruptionBudget status.
+//! - `namespace`: `NamespaceController`: empties and finalizes deleted namespaces.
 //!
 //! Architecture invariant: no reconciler reads a clock or draws randomness except through the
 //! `ReconcileContext` it is given, and all state is in BTreeMaps, so a reconciler fed the same
@@ -25,6 +26,7 @@ pub mod disruption;
 pub mod endpointslice;
 pub mod garbagecollector;
 pub mod job;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod scheduler;
@@ -34,6 +36,7 @@ pub use disruption::DisruptionController;
 pub use endpointslice::EndpointSliceController;
 pub use garbagecollector::GarbageCollector;
 pub use job::JobController;
+pub use namespace::NamespaceController;
 pub use nodelifecycle::NodeLifecycleController;
 pub use replicaset::ReplicaSetController;
 pub use scheduler::Scheduler;
