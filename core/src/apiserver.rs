@@ -113,7 +113,10 @@ enum EvictionStep {
     /// Delete the pod without touching a budget.
     DeletePod,
     /// Write the decremented budget (guarded by its revision), then delete the pod.
-    Decrement { budget: Rc<Object>, expected: Revision },
+    Decrement {
+        budget: Rc<Object>,
+        expected: Revision,
+    },
 }
 
 /// What a request comes to, given the current object.
@@ -489,7 +492,8 @@ impl ApiServer {
                         self.evict(ctx, reply, namespace, pod, Some(kv.value), attempt + 1);
                     }
                     Some(_) => {
-                        let error = ApiError::new(ApiErrorReason::Conflict, "the disruption budget keeps changing; try again");
+                        let error =
+                            ApiError::new(ApiErrorReason::Conflict, "the disruption budget keeps changing; try again");
                         ctx.respond(reply, Msg::ApiResult(Err(error)));
                     }
                     // The budget went away meanwhile: decide again without it.
@@ -564,7 +568,9 @@ impl ApiServer {
                 (Verb::List, ObjectKey::new(*kind, namespace.as_deref().unwrap_or(""), ""))
             }
             ApiRequest::Create { object } => (Verb::Create, ObjectKey::of(object)),
-            ApiRequest::Update { object } | ApiRequest::UpdateStatus { object } => (Verb::Update, ObjectKey::of(object)),
+            ApiRequest::Update { object } | ApiRequest::UpdateStatus { object } => {
+                (Verb::Update, ObjectKey::of(object))
+            }
             ApiRequest::Delete { key, .. } => (Verb::Delete, key.clone()),
             ApiRequest::Bind { .. } | ApiRequest::Evict { .. } => return Ok(()),
         };
@@ -587,9 +593,14 @@ impl ApiServer {
 
     fn start_client_watch(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, id: StreamId, request: WatchRequest) {
         let namespace = request.namespace.clone().unwrap_or_default();
-        let allowed = crate::rbac::authorize(&request.user, crate::rbac::Verb::Watch, request.kind, &namespace, "", |node, ns| {
-            self.pods_of_node(node, ns)
-        });
+        let allowed = crate::rbac::authorize(
+            &request.user,
+            crate::rbac::Verb::Watch,
+            request.kind,
+            &namespace,
+            "",
+            |node, ns| self.pods_of_node(node, ns),
+        );
         if allowed.is_err() {
             // kube-apiserver answers the watch with 403; the stream ends at once.
             ctx.close_stream(id);
@@ -879,7 +890,9 @@ fn mutate(request: &ApiRequest, current: Option<&Rc<Object>>, now_ns: u64) -> Mu
                 Object::Namespace(namespace) => namespace.spec.finalizers.is_empty(),
                 _ => true,
             };
-            if updated.meta().deletion_timestamp_ns.is_some() && updated.meta().finalizers.is_empty() && namespace_finalized
+            if updated.meta().deletion_timestamp_ns.is_some()
+                && updated.meta().finalizers.is_empty()
+                && namespace_finalized
             {
                 // The last finalizer is gone: the deletion completes.
                 return Mutation::Delete { key: key.store_key(), expected, deleted: Rc::new(updated) };

@@ -48,6 +48,11 @@ impl ApiClient {
         ctx.request(self.server(), Msg::Api { user: self.user.clone(), request }, self.timeout)
     }
 
+    /// Sends `request` as `user` (kubectl's `--as`, impersonation).
+    pub fn send_as(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, user: Rc<str>, request: ApiRequest) -> RequestId {
+        ctx.request(self.server(), Msg::Api { user, request }, self.timeout)
+    }
+
     /// A request timed out or the server is unavailable: the next request tries the next replica.
     pub fn fail_over(&mut self) {
         self.current = (self.current + 1) % self.servers.len();

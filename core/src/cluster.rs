@@ -211,8 +211,13 @@ impl Cluster {
 
     /// Hands a request to the user's kubectl; it is sent at the current virtual time.
     pub fn submit(&mut self, request: ApiRequest) {
+        self.submit_as(crate::rbac::ADMIN, request);
+    }
+
+    /// Hands a request to kubectl to make as `user` (`kubectl --as=<user>`).
+    pub fn submit_as(&mut self, user: &str, request: ApiRequest) {
         self.submitted += 1;
-        self.sim.inject(self.kubectl, Msg::Api { user: Rc::from(crate::rbac::ADMIN), request });
+        self.sim.inject(self.kubectl, Msg::Api { user: Rc::from(user), request });
     }
 
     /// `kubectl cordon <node>` (or `uncordon` with `unschedulable` false); the report is in

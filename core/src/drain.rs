@@ -45,9 +45,15 @@ pub enum DrainCall {
 /// What the state machine asks its driver to do.
 #[derive(Clone, Debug)]
 pub enum DrainAction {
-    Send { request: ApiRequest, call: DrainCall },
+    Send {
+        request: ApiRequest,
+        call: DrainCall,
+    },
     /// Call [`Drain::on_timer`] with `call` after `after`.
-    After { after: Duration, call: DrainCall },
+    After {
+        after: Duration,
+        call: DrainCall,
+    },
 }
 
 /// How a cordon or drain ended.
@@ -156,8 +162,7 @@ impl Drain {
         if let Some(actions) = self.timed_out(now_ns) {
             return actions;
         }
-        let retriable =
-            |result: &ApiResult| matches!(result, Err(e) if matches!(e.reason, ApiErrorReason::Timeout | ApiErrorReason::ServiceUnavailable));
+        let retriable = |result: &ApiResult| matches!(result, Err(e) if matches!(e.reason, ApiErrorReason::Timeout | ApiErrorReason::ServiceUnavailable));
         match call {
             DrainCall::GetNode => match result {
                 Ok(ApiOk::Object(object)) => {
@@ -176,7 +181,9 @@ impl Drain {
                     let request = ApiRequest::Update { object: Rc::new(Object::Node(node)) };
                     vec![DrainAction::Send { request, call: DrainCall::UpdateNode }]
                 }
-                _ if retriable(result) => vec![DrainAction::After { after: CORDON_RETRY_INTERVAL, call: DrainCall::GetNode }],
+                _ if retriable(result) => {
+                    vec![DrainAction::After { after: CORDON_RETRY_INTERVAL, call: DrainCall::GetNode }]
+                }
                 Err(error) => self.finish(now_ns, DrainResult::Failed(error.to_string())),
                 Ok(_) => self.finish(now_ns, DrainResult::Failed("unexpected answer".into())),
             },
@@ -189,7 +196,9 @@ impl Drain {
             },
             DrainCall::ListPods => match result {
                 Ok(ApiOk::List { items, .. }) => self.evict_all(items, now_ns),
-                _ if retriable(result) => vec![DrainAction::After { after: CORDON_RETRY_INTERVAL, call: DrainCall::ListPods }],
+                _ if retriable(result) => {
+                    vec![DrainAction::After { after: CORDON_RETRY_INTERVAL, call: DrainCall::ListPods }]
+                }
                 Err(error) => self.finish(now_ns, DrainResult::Failed(error.to_string())),
                 Ok(_) => self.finish(now_ns, DrainResult::Failed("unexpected answer".into())),
             },
@@ -204,8 +213,12 @@ impl Drain {
                     self.report.too_many_requests += 1;
                     vec![DrainAction::After { after: EVICTION_RETRY_INTERVAL, call: DrainCall::Evict { pod } }]
                 }
-                _ if retriable(result) => vec![DrainAction::After { after: EVICTION_RETRY_INTERVAL, call: DrainCall::Evict { pod } }],
-                Err(error) => self.finish(now_ns, DrainResult::Failed(format!("error when evicting pod {pod:?}: {error}"))),
+                _ if retriable(result) => {
+                    vec![DrainAction::After { after: EVICTION_RETRY_INTERVAL, call: DrainCall::Evict { pod } }]
+                }
+                Err(error) => {
+                    self.finish(now_ns, DrainResult::Failed(format!("error when evicting pod {pod:?}: {error}")))
+                }
             },
             DrainCall::WaitDeleted { pod, uid } => {
                 let gone = match result {

@@ -9,6 +9,7 @@ use crate::client::ApiClient;
 use crate::drain::{Drain, DrainAction, DrainCall, DrainReport};
 use kubedst_sim::{Component, ComponentId, Ctx, Input, RequestId};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// How many times a request is sent before its failure is logged.
@@ -29,6 +30,9 @@ pub struct Kubectl {
     in_flight: BTreeMap<RequestId, (ApiRequest, u32)>,
     /// Requests waiting for a retry timer, by timer payload.
     retries: BTreeMap<u64, (ApiRequest, u32)>,
+    /// The identity each request in flight or waiting is made as (`--as`).
+    users: BTreeMap<RequestId, Rc<str>>,
+    retry_users: BTreeMap<u64, Rc<str>>,
     next_retry: u64,
     pub log: Vec<KubectlResult>,
     drains: Vec<Drain>,
@@ -44,6 +48,8 @@ impl Kubectl {
             client: ApiClient::new(api_servers).with_user(crate::rbac::ADMIN),
             in_flight: BTreeMap::new(),
             retries: BTreeMap::new(),
+            users: BTreeMap::new(),
+            retry_users: BTreeMap::new(),
             next_retry: 0,
             log: Vec::new(),
             drains: Vec::new(),
@@ -90,19 +96,22 @@ impl Kubectl {
         true
     }
 
-    fn send(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, request: ApiRequest, attempt: u32) {
-        let id = self.client.send(ctx, request.clone());
+    fn send(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, user: Rc<str>, request: ApiRequest, attempt: u32) {
+        let id = self.client.send_as(ctx, user.clone(), request.clone());
         self.in_flight.insert(id, (request, attempt));
+        self.users.insert(id, user);
     }
 
     fn finish(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, id: RequestId, result: ApiResult) {
         let Some((request, attempt)) = self.in_flight.remove(&id) else { return };
+        let user = self.users.remove(&id).unwrap_or_else(|| self.client.user.clone());
         let unavailable = matches!(&result, Err(err) if matches!(err.reason, ApiErrorReason::ServiceUnavailable | ApiErrorReason::Timeout));
         if unavailable && attempt + 1 < KUBECTL_ATTEMPTS {
             self.client.fail_over();
             let token = self.next_retry;
             self.next_retry += 1;
             self.retries.insert(token, (request, attempt + 1));
+            self.retry_users.insert(token, user);
             ctx.set_timer(Duration::from_secs(1), Timer::User(token));
             return;
         }
@@ -113,7 +122,8 @@ impl Kubectl {
 impl Component<Msg, Timer> for Kubectl {
     fn handle(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, input: Input<Msg, Timer>) {
         match input {
-            Input::Message { msg: Msg::Api { request, .. }, .. } => self.send(ctx, request, 0),
+            // The harness's request, made as the user it names (the admin, or `--as` another).
+            Input::Message { msg: Msg::Api { user, request }, .. } => self.send(ctx, user, request, 0),
             Input::Message { msg: Msg::Kubectl(command), .. } => {
                 let (drain, actions) = Drain::start(command, ctx.now().as_nanos());
                 self.drains.push(drain);
@@ -132,7 +142,8 @@ impl Component<Msg, Timer> for Kubectl {
             }
             Input::Timer { timer: Timer::User(token), .. } => {
                 if let Some((request, attempt)) = self.retries.remove(&token) {
-                    self.send(ctx, request, attempt);
+                    let user = self.retry_users.remove(&token).unwrap_or_else(|| self.client.user.clone());
+                    self.send(ctx, user, request, attempt);
                 } else if let Some((index, call)) = self.drain_timers.remove(&token) {
                     let actions = self.drains[index].on_timer(call, ctx.now().as_nanos());
                     self.run_drain(ctx, index, actions);
@@ -147,7 +158,12 @@ impl Component<Msg, Timer> for Kubectl {
             .values()
             .chain(self.retries.values())
             .map(|(request, _)| format!("kubectl {} {}", request.verb(), request.kind().as_str()))
-            .chain(self.drains.iter().filter(|drain| !drain.is_finished()).map(|drain| format!("kubectl {:?}", drain.report.command)))
+            .chain(
+                self.drains
+                    .iter()
+                    .filter(|drain| !drain.is_finished())
+                    .map(|drain| format!("kubectl {:?}", drain.report.command)),
+            )
             .collect()
     }
 }

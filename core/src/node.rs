@@ -267,7 +267,8 @@ impl Kubelet {
                 referenced.insert(ObjectKey::new(Kind::Secret, &namespace, &name));
             }
         }
-        let unreferenced: Vec<ObjectKey> = self.secrets.keys().filter(|key| !referenced.contains(*key)).cloned().collect();
+        let unreferenced: Vec<ObjectKey> =
+            self.secrets.keys().filter(|key| !referenced.contains(*key)).cloned().collect();
         for key in unreferenced {
             self.secrets.remove(&key);
             self.cache.remove(&key);
@@ -506,7 +507,11 @@ pub struct Dns {
 
 impl Dns {
     pub fn new(api_servers: Vec<ComponentId>) -> Dns {
-        Dns { client: ApiClient::new(api_servers).with_user(crate::rbac::COREDNS), informer: Informer::new(0, Kind::Service), cache: Cache::new() }
+        Dns {
+            client: ApiClient::new(api_servers).with_user(crate::rbac::COREDNS),
+            informer: Informer::new(0, Kind::Service),
+            cache: Cache::new(),
+        }
     }
 }
 

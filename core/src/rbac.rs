@@ -122,8 +122,11 @@ pub fn authorize<'a>(
         return Ok(());
     }
     let subject = if name.is_empty() { "secrets".to_string() } else { format!("secrets \"{name}\"") };
-    let scope =
-        if namespace.is_empty() { "at the cluster scope".to_string() } else { format!("in the namespace \"{namespace}\"") };
+    let scope = if namespace.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{namespace}\"")
+    };
     Err(ApiError::new(
         ApiErrorReason::Forbidden,
         format!(

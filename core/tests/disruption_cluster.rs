@@ -74,7 +74,12 @@ fn settled_cluster(seed: u64) -> Cluster {
         panic!("the budget exists")
     };
     assert_eq!(
-        (pdb.status.current_healthy, pdb.status.desired_healthy, pdb.status.expected_pods, pdb.status.disruptions_allowed),
+        (
+            pdb.status.current_healthy,
+            pdb.status.desired_healthy,
+            pdb.status.expected_pods,
+            pdb.status.disruptions_allowed
+        ),
         (REPLICAS as i32, MIN_AVAILABLE as i32, REPLICAS as i32, 1),
         "seed {seed}: the disruption controller's status"
     );
@@ -91,7 +96,8 @@ fn draining_a_node_never_breaks_the_budget() {
 fn drain_busiest_node(seed: u64) {
     let mut cluster = settled_cluster(seed);
     let (_, per_node) = ready_pods(&cluster);
-    let (node, on_node) = per_node.iter().max_by_key(|(name, count)| (**count, std::cmp::Reverse((*name).clone()))).unwrap();
+    let (node, on_node) =
+        per_node.iter().max_by_key(|(name, count)| (**count, std::cmp::Reverse((*name).clone()))).unwrap();
     let (node, on_node) = (node.clone(), *on_node);
     assert!(on_node >= 2, "seed {seed}: 4 pods on 3 nodes put two on one node: {per_node:?}");
     let start = cluster.sim.now();
@@ -143,7 +149,8 @@ fn an_eviction_the_budget_forbids_is_a_429_and_deletes_nothing() {
     }
     cluster.run_until_answered(Time::from_secs(25)).unwrap();
     let log = cluster.kubectl_log();
-    let results: Vec<_> = log[log.len() - 2..].iter().map(|entry| entry.result.as_ref().err().map(|e| e.reason)).collect();
+    let results: Vec<_> =
+        log[log.len() - 2..].iter().map(|entry| entry.result.as_ref().err().map(|e| e.reason)).collect();
     assert_eq!(results.iter().filter(|r| r.is_none()).count(), 1, "{results:?}");
     assert_eq!(results.iter().filter(|r| **r == Some(ApiErrorReason::TooManyRequests)).count(), 1, "{results:?}");
     let terminating = cluster.stored_all(Kind::Pod).iter().filter(|pod| pod.meta().is_terminating()).count();

@@ -80,11 +80,19 @@ fn delete_namespace(seed: u64) {
         assert!(cluster.stored(&namespace_key(name)).is_some(), "seed {seed}: {name} exists from the start");
     }
     let content = in_namespace(&cluster, "shop");
-    assert!(content.len() >= 8, "seed {seed}: deployment, replica set, 3 pods, service, slice, config map: {content:?}");
+    assert!(
+        content.len() >= 8,
+        "seed {seed}: deployment, replica set, 3 pods, service, slice, config map: {content:?}"
+    );
     assert!(cluster.kubectl_log().iter().all(|entry| entry.result.is_ok()), "seed {seed}: every create was admitted");
 
     let start = cluster.sim.now();
-    cluster.submit(ApiRequest::Delete { key: namespace_key("shop"), uid: None, grace_period_seconds: None, propagation: None });
+    cluster.submit(ApiRequest::Delete {
+        key: namespace_key("shop"),
+        uid: None,
+        grace_period_seconds: None,
+        propagation: None,
+    });
     let mut terminating_at = None;
     let mut late_submitted = false;
     let mut took = None;
@@ -107,9 +115,9 @@ fn delete_namespace(seed: u64) {
                 break;
             }
         }
-        // A second after the namespace turned Terminating (every watch cache has seen it by then),
+        // Half a second after the namespace turned Terminating (every watch cache has seen it by then),
         // a create into it is refused.
-        if terminating_at.is_some_and(|at| cluster.sim.now() >= at + Duration::from_secs(1)) && !late_submitted {
+        if terminating_at.is_some_and(|at| cluster.sim.now() >= at + Duration::from_millis(500)) && !late_submitted {
             late_submitted = true;
             let late = kubedst_core::objects::ConfigMap {
                 metadata: kubedst_core::objects::ObjectMeta {
@@ -122,7 +130,8 @@ fn delete_namespace(seed: u64) {
             cluster.create(Object::ConfigMap(late));
         }
     }
-    let took = took.unwrap_or_else(|| panic!("seed {seed}: not gone within {BOUND:?}: {:?}", in_namespace(&cluster, "shop")));
+    let took =
+        took.unwrap_or_else(|| panic!("seed {seed}: not gone within {BOUND:?}: {:?}", in_namespace(&cluster, "shop")));
     assert!(terminating_at.is_some(), "seed {seed}: the namespace was Terminating first");
     let late = cluster.kubectl_log().last().expect("the late create was answered");
     let error = late.result.as_ref().expect_err("refused");
@@ -140,14 +149,23 @@ fn creating_into_a_missing_namespace_is_404_and_system_namespaces_cannot_be_dele
     let mut cluster = Cluster::build(ClusterConfig::standard(9, 1));
     cluster.sim.run_until(Time::from_secs(2)).unwrap();
     let orphan = kubedst_core::objects::ConfigMap {
-        metadata: kubedst_core::objects::ObjectMeta { name: "x".into(), namespace: Some("nowhere".into()), ..Default::default() },
+        metadata: kubedst_core::objects::ObjectMeta {
+            name: "x".into(),
+            namespace: Some("nowhere".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     cluster.create(Object::ConfigMap(orphan));
     cluster.run_until_answered(Time::from_secs(5)).unwrap();
     let error = cluster.last_result().unwrap().as_ref().expect_err("refused");
     assert_eq!((error.code(), error.message.as_str()), (404, "namespaces \"nowhere\" not found"));
-    cluster.submit(ApiRequest::Delete { key: namespace_key("default"), uid: None, grace_period_seconds: None, propagation: None });
+    cluster.submit(ApiRequest::Delete {
+        key: namespace_key("default"),
+        uid: None,
+        grace_period_seconds: None,
+        propagation: None,
+    });
     cluster.run_until_answered(Time::from_secs(8)).unwrap();
     let error = cluster.last_result().unwrap().as_ref().expect_err("refused");
     assert_eq!(error.code(), 403, "{error}");

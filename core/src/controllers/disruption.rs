@@ -139,8 +139,7 @@ impl DisruptionController {
             })
             .collect();
         let spec = rules_spec(pdb);
-        let needs_scale = spec.max_unavailable.is_some()
-            || matches!(spec.min_available, Some(IntOrPercent::String(_)));
+        let needs_scale = spec.max_unavailable.is_some() || matches!(spec.min_available, Some(IntOrPercent::String(_)));
         let expected_scale = if needs_scale { Self::expected_scale(&pods, cache)? } else { 0 };
         let arithmetic: Vec<PdbPod> = pods.iter().map(|pod| pdb_pod(pod)).collect();
         let (disrupted, recheck_ns) = rules::build_disrupted_pod_map(&arithmetic, &pdb.status.disrupted_pods, now_ns);

@@ -106,13 +106,15 @@ pub fn build_disrupted_pod_map(
 
 /// `countHealthyPods`: covered pods that are ready, not being deleted, and not evicted within the
 /// last [`DELETION_TIMEOUT_NS`].
-pub fn count_healthy_pods(pods: &[PdbPod], disrupted_pods: &std::collections::BTreeMap<String, u64>, now_ns: u64) -> i32 {
+pub fn count_healthy_pods(
+    pods: &[PdbPod],
+    disrupted_pods: &std::collections::BTreeMap<String, u64>,
+    now_ns: u64,
+) -> i32 {
     let healthy = pods
         .iter()
         .filter(|pod| !pod.terminating)
-        .filter(|pod| {
-            !disrupted_pods.get(&pod.name).is_some_and(|&at| at.saturating_add(DELETION_TIMEOUT_NS) > now_ns)
-        })
+        .filter(|pod| !disrupted_pods.get(&pod.name).is_some_and(|&at| at.saturating_add(DELETION_TIMEOUT_NS) > now_ns))
         .filter(|pod| pod.ready)
         .count();
     i32::try_from(healthy).unwrap_or(i32::MAX)
