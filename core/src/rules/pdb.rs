@@ -114,7 +114,7 @@ pub fn count_healthy_pods(
     let healthy = pods
         .iter()
         .filter(|pod| !pod.terminating)
-        .filter(|pod| !disrupted_pods.get(&pod.name).is_some_and(|&at| at.saturating_add(DELETION_TIMEOUT_NS) > now_ns))
+        .filter(|pod| disrupted_pods.get(&pod.name).is_none_or(|&at| at.saturating_add(DELETION_TIMEOUT_NS) <= now_ns))
         .filter(|pod| pod.ready)
         .count();
     i32::try_from(healthy).unwrap_or(i32::MAX)
