@@ -9,6 +9,11 @@
 //! write it to etcd guarded by the cached revision, and on a failed compare recompute from what
 //! etcd returned (up to [`MAX_UPDATE_ATTEMPTS`] times). A client's own resourceVersion is a
 //! precondition that fails with 409 Conflict instead.
+//!
+//! Also here: the Eviction API (`ApiServer::evict`: 429 when the covering budget allows no
+//! disruption, else decrement it and delete the pod), namespace lifecycle (system namespaces
+//! created at start, NamespaceLifecycle admission: 404 for a missing and 403 for a terminating
+//! namespace, Terminating phase on delete) and authorization of Secrets ([`crate::rbac`]).
 
 use crate::api::{
     namespace_of, resource_version_of, store_prefix, ApiError, ApiErrorReason, ApiOk, ApiRequest, ApiResult, EtcdEvent,
