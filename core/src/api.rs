@@ -188,6 +188,8 @@ pub enum ApiErrorReason {
     Forbidden,
     Gone,
     TooManyRequests,
+    /// An error inside the server (HTTP 500), such as a pod covered by several budgets.
+    InternalError,
     /// The API server could not reach etcd in time; the write may or may not have happened.
     Timeout,
     ServiceUnavailable,
@@ -203,6 +205,7 @@ impl ApiErrorReason {
             ApiErrorReason::Forbidden => 403,
             ApiErrorReason::Gone => 410,
             ApiErrorReason::TooManyRequests => 429,
+            ApiErrorReason::InternalError => 500,
             ApiErrorReason::Timeout => 504,
             ApiErrorReason::ServiceUnavailable => 503,
         }
@@ -243,6 +246,8 @@ pub struct WatchRequest {
     pub node_name: Option<String>,
     /// Events after this revision are sent; an older one than the cache holds gets 410 Gone.
     pub resource_version: Revision,
+    /// Who watches.
+    pub user: Rc<str>,
 }
 
 /// One event on a watch stream.
@@ -364,7 +369,12 @@ pub enum HttpOutcome {
 /// Every message of the Kubernetes model.
 #[derive(Clone, Debug)]
 pub enum Msg {
-    Api(ApiRequest),
+    /// An API call and who makes it (what kube-apiserver authenticates from the client's
+    /// certificate or token).
+    Api {
+        user: Rc<str>,
+        request: ApiRequest,
+    },
     ApiResult(ApiResult),
     Watch(WatchRequest),
     WatchEvent(WatchEvent),
@@ -402,6 +412,8 @@ pub enum Msg {
     Cloud(crate::cloud::CloudRequest),
     /// The cloud provider's answer.
     CloudResult(crate::cloud::CloudResponse),
+    /// A user's node command for kubectl (`cordon`, `uncordon`, `drain`), injected by the harness.
+    Kubectl(crate::drain::NodeCommand),
 }
 
 fn object_digest(object: &Object) -> u64 {
@@ -412,7 +424,7 @@ fn object_digest(object: &Object) -> u64 {
 impl TraceDigest for Msg {
     fn trace_digest(&self) -> u64 {
         match self {
-            Msg::Api(request) => {
+            Msg::Api { request, .. } => {
                 let base = stable_hash_str(request.verb());
                 match request {
                     ApiRequest::Create { object }
@@ -470,6 +482,10 @@ impl TraceDigest for Msg {
             Msg::SetTrafficInterval { interval } => 30 ^ interval.map_or(0, kubedst_sim::time::duration_nanos) << 8,
             Msg::Cloud(request) => 31 ^ request.trace_digest() << 8,
             Msg::CloudResult(response) => 32 ^ response.trace_digest() << 8,
+            Msg::Kubectl(crate::drain::NodeCommand::Cordon { node, unschedulable }) => {
+                33 ^ stable_hash_str(node) ^ u64::from(*unschedulable) << 8
+            }
+            Msg::Kubectl(crate::drain::NodeCommand::Drain { node, .. }) => 34 ^ stable_hash_str(node),
         }
     }
 }

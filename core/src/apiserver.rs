@@ -9,14 +9,22 @@
 //! write it to etcd guarded by the cached revision, and on a failed compare recompute from what
 //! etcd returned (up to [`MAX_UPDATE_ATTEMPTS`] times). A client's own resourceVersion is a
 //! precondition that fails with 409 Conflict instead.
+//!
+//! Also here: the Eviction API (`ApiServer::evict`: 429 when the covering budget allows no
+//! disruption, else decrement it and delete the pod), namespace lifecycle (system namespaces
+//! created at start, NamespaceLifecycle admission: 404 for a missing and 403 for a terminating
+//! namespace, Terminating phase on delete) and authorization of Secrets ([`crate::rbac`]).
 
 use crate::api::{
     namespace_of, resource_version_of, store_prefix, ApiError, ApiErrorReason, ApiOk, ApiRequest, ApiResult, EtcdEvent,
     EtcdRequest, EtcdResponse, ListFrom, Msg, ObjectKey, Propagation, Timer, WatchEvent, WatchRequest,
 };
+use crate::objects::cluster::{
+    IMMORTAL_NAMESPACES, NAMESPACE_ACTIVE, NAMESPACE_FINALIZER, NAMESPACE_TERMINATING, SYSTEM_NAMESPACES,
+};
 use crate::objects::meta::ConditionStatus;
 use crate::objects::pod::{PodPhase, TaintEffect, Toleration, TolerationOperator};
-use crate::objects::{Condition, Kind, Object};
+use crate::objects::{Condition, Kind, Namespace, Object};
 use crate::store::Revision;
 use kubedst_sim::{Component, ComponentId, Ctx, Input, ReplyTo, RequestId, StreamId};
 use std::collections::{BTreeMap, VecDeque};
@@ -96,6 +104,34 @@ enum Pending {
     /// A request proxied to an aggregated API's backend (metrics-server).
     Aggregated {
         reply: ReplyTo,
+    },
+    /// NamespaceLifecycle admission did not find the namespace of a create in the watch cache: it
+    /// reads it from etcd before deciding (upstream's live lookup).
+    AdmitCreate {
+        reply: ReplyTo,
+        object: Rc<Object>,
+    },
+    /// A system namespace the server creates at start; whatever etcd answers is fine.
+    Bootstrap,
+    /// An eviction's budget decrement; once written, the pod is deleted.
+    EvictBudget {
+        reply: ReplyTo,
+        namespace: String,
+        pod: String,
+        attempt: u32,
+    },
+}
+
+/// What an eviction comes to (`EvictionREST.Create`).
+#[derive(Debug)]
+enum EvictionStep {
+    Reply(ApiError),
+    /// Delete the pod without touching a budget.
+    DeletePod,
+    /// Write the decremented budget (guarded by its revision), then delete the pod.
+    Decrement {
+        budget: Rc<Object>,
+        expected: Revision,
     },
 }
 
@@ -204,13 +240,27 @@ impl ApiServer {
             }
             ApiRequest::Create { object } => match self.prepare_create(ctx, &object) {
                 Ok(prepared) => {
-                    let key = ObjectKey::of(&prepared).store_key();
-                    let current = self.objects.get(&key).cloned();
-                    let request = ApiRequest::Create { object: Rc::new(prepared) };
-                    self.apply_mutation(ctx, reply, request, current, 0);
+                    let prepared = Rc::new(prepared);
+                    let namespace = namespace_of(&prepared);
+                    if namespace.is_empty() {
+                        self.create(ctx, reply, prepared);
+                        return;
+                    }
+                    let namespace_key = ObjectKey::new(Kind::Namespace, "", &namespace).store_key();
+                    match self.objects.get(&namespace_key).cloned() {
+                        Some(found) => self.admit_create(ctx, reply, prepared, Some(&found)),
+                        // The system namespaces exist from the start (this server creates them
+                        // as soon as its cache syncs).
+                        None if SYSTEM_NAMESPACES.contains(&namespace.as_str()) => self.create(ctx, reply, prepared),
+                        None => {
+                            let pending = Pending::AdmitCreate { reply, object: prepared };
+                            self.send_etcd(ctx, EtcdRequest::Get { key: namespace_key }, pending);
+                        }
+                    }
                 }
                 Err(error) => ctx.respond(reply, Msg::ApiResult(Err(error))),
             },
+            ApiRequest::Evict { namespace, pod } => self.evict(ctx, reply, namespace, pod, None, 0),
             request => {
                 let key = request_key(&request).store_key();
                 let current = self.objects.get(&key).cloned();
@@ -252,6 +302,103 @@ impl ApiServer {
         }
     }
 
+    fn create(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, reply: ReplyTo, object: Rc<Object>) {
+        let key = ObjectKey::of(&object).store_key();
+        let current = self.objects.get(&key).cloned();
+        self.apply_mutation(ctx, reply, ApiRequest::Create { object }, current, 0);
+    }
+
+    /// NamespaceLifecycle admission of a create: the namespace must exist and not be terminating.
+    fn admit_create(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg, Timer>,
+        reply: ReplyTo,
+        object: Rc<Object>,
+        namespace: Option<&Rc<Object>>,
+    ) {
+        let name = namespace_of(&object);
+        match namespace.map(|namespace| namespace.as_ref()) {
+            Some(Object::Namespace(found)) if found.is_terminating() => {
+                let error = ApiError::new(
+                    ApiErrorReason::Forbidden,
+                    format!("unable to create new content in namespace {name} because it is being terminated"),
+                );
+                ctx.respond(reply, Msg::ApiResult(Err(error)));
+            }
+            Some(_) => self.create(ctx, reply, object),
+            None => {
+                let error = ApiError::new(ApiErrorReason::NotFound, format!("namespaces \"{name}\" not found"));
+                ctx.respond(reply, Msg::ApiResult(Err(error)));
+            }
+        }
+    }
+
+    /// Creates the system namespaces that etcd does not hold yet (kube-apiserver's
+    /// `systemnamespaces` controller). Several replicas may race; the losers' compare fails.
+    fn bootstrap_namespaces(&mut self, ctx: &mut Ctx<'_, Msg, Timer>) {
+        for name in SYSTEM_NAMESPACES {
+            let key = ObjectKey::new(Kind::Namespace, "", name).store_key();
+            if self.objects.contains_key(&key) {
+                continue;
+            }
+            let namespace = Namespace {
+                metadata: crate::objects::ObjectMeta { name: name.to_string(), ..Default::default() },
+                ..Namespace::default()
+            };
+            let Ok(prepared) = self.prepare_create(ctx, &Object::Namespace(namespace)) else { continue };
+            let request = EtcdRequest::Put { key, value: Rc::new(prepared), expected_mod_revision: 0 };
+            self.send_etcd(ctx, request, Pending::Bootstrap);
+        }
+    }
+
+    /// The eviction subresource: delete the pod if the budget covering it allows a disruption,
+    /// spending one (`pkg/registry/core/pod/storage/eviction.go`). The pod and the budgets come
+    /// from the watch cache; the budget write is guarded by its revision, so a stale cache costs a
+    /// retry with etcd's value, never a budget spent twice. `budget` is etcd's newer copy on a
+    /// retry.
+    fn evict(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg, Timer>,
+        reply: ReplyTo,
+        namespace: String,
+        pod: String,
+        budget: Option<Rc<Object>>,
+        attempt: u32,
+    ) {
+        let pod_key = ObjectKey::new(Kind::Pod, &namespace, &pod);
+        let current = self.objects.get(&pod_key.store_key()).cloned();
+        let budgets: Vec<Rc<Object>> = match budget {
+            Some(budget) => vec![budget],
+            None => {
+                let prefix = store_prefix(Kind::PodDisruptionBudget, Some(&namespace));
+                self.objects
+                    .range(prefix.clone()..)
+                    .take_while(|(key, _)| key.starts_with(&prefix))
+                    .map(|(_, object)| object.clone())
+                    .collect()
+            }
+        };
+        let now_ns = ctx.now().as_nanos();
+        let delete = |current: &Rc<Object>| ApiRequest::Delete {
+            key: pod_key.clone(),
+            uid: current.meta().uid.clone(),
+            grace_period_seconds: None,
+            propagation: None,
+        };
+        match eviction_step(current.as_deref(), &budgets, now_ns) {
+            EvictionStep::Reply(error) => ctx.respond(reply, Msg::ApiResult(Err(error))),
+            EvictionStep::DeletePod => {
+                let current = current.expect("a pod to delete");
+                self.apply_mutation(ctx, reply, delete(&current), Some(current), 0);
+            }
+            EvictionStep::Decrement { budget, expected } => {
+                let key = ObjectKey::of(&budget).store_key();
+                let pending = Pending::EvictBudget { reply, namespace, pod, attempt };
+                self.send_etcd(ctx, EtcdRequest::Put { key, value: budget, expected_mod_revision: expected }, pending);
+            }
+        }
+    }
+
     /// Validation, defaults, admission, and the fields the API server owns.
     fn prepare_create(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, object: &Object) -> Result<Object, ApiError> {
         let mut object = object.clone();
@@ -278,6 +425,12 @@ impl ApiServer {
             Object::Pod(pod) => {
                 add_default_tolerations(&mut pod.spec.tolerations);
                 pod.status.phase.get_or_insert(PodPhase::Pending);
+            }
+            Object::Namespace(namespace) => {
+                // The namespace registry's PrepareForCreate: phase Active, finalizer kubernetes.
+                namespace.spec.finalizers.retain(|finalizer| finalizer != NAMESPACE_FINALIZER);
+                namespace.spec.finalizers.push(NAMESPACE_FINALIZER.to_string());
+                namespace.status.phase = Some(NAMESPACE_ACTIVE.to_string());
             }
             Object::Service(service) => {
                 if service.spec.cluster_ip.is_none() {
@@ -309,7 +462,13 @@ impl ApiServer {
                     );
                     ctx.respond(reply, Msg::ApiResult(Err(error)));
                 }
+                Pending::Bootstrap => {}
+                Pending::AdmitCreate { reply, .. } => {
+                    let error = ApiError::new(ApiErrorReason::Timeout, "etcd did not answer in time");
+                    ctx.respond(reply, Msg::ApiResult(Err(error)));
+                }
                 Pending::Write { reply, .. }
+                | Pending::EvictBudget { reply, .. }
                 | Pending::Get { reply }
                 | Pending::Refetch { reply, .. }
                 | Pending::List { reply, .. } => {
@@ -332,6 +491,12 @@ impl ApiServer {
                     ctx.close_stream(id);
                 }
                 self.watch_etcd(ctx);
+                self.bootstrap_namespaces(ctx);
+            }
+            (Pending::Bootstrap, _) => {}
+            (Pending::AdmitCreate { reply, object }, EtcdResponse::Value { kv, .. }) => {
+                let namespace = kv.map(|kv| kv.value);
+                self.admit_create(ctx, reply, object, namespace.as_ref());
             }
             (Pending::Write { reply, result, deleted, .. }, EtcdResponse::Written { revision }) => {
                 let mut result = result;
@@ -347,6 +512,28 @@ impl ApiServer {
                     ctx.respond(reply, Msg::ApiResult(Err(error)));
                 } else {
                     self.apply_mutation(ctx, reply, request, current.map(|kv| kv.value), attempt + 1);
+                }
+            }
+            (Pending::EvictBudget { reply, namespace, pod, .. }, EtcdResponse::Written { .. }) => {
+                // The budget is spent: delete the pod (preconditioned on the uid the decision saw).
+                let key = ObjectKey::new(Kind::Pod, &namespace, &pod);
+                let current = self.objects.get(&key.store_key()).cloned();
+                let uid = current.as_ref().and_then(|current| current.meta().uid.clone());
+                let request = ApiRequest::Delete { key, uid, grace_period_seconds: None, propagation: None };
+                self.apply_mutation(ctx, reply, request, current, 0);
+            }
+            (Pending::EvictBudget { reply, namespace, pod, attempt }, EtcdResponse::CompareFailed { current, .. }) => {
+                match current {
+                    Some(kv) if attempt + 1 < MAX_UPDATE_ATTEMPTS => {
+                        self.evict(ctx, reply, namespace, pod, Some(kv.value), attempt + 1);
+                    }
+                    Some(_) => {
+                        let error =
+                            ApiError::new(ApiErrorReason::Conflict, "the disruption budget keeps changing; try again");
+                        ctx.respond(reply, Msg::ApiResult(Err(error)));
+                    }
+                    // The budget went away meanwhile: decide again without it.
+                    None => self.evict(ctx, reply, namespace, pod, None, attempt + 1),
                 }
             }
             (Pending::Refetch { reply, request }, EtcdResponse::Value { kv, .. }) => {
@@ -407,7 +594,55 @@ impl ApiServer {
         }
     }
 
+    /// The authorizer's decision ([`crate::rbac`]), with the Node authorizer's graph read from the
+    /// watch cache's pods.
+    fn authorize(&self, user: &str, request: &ApiRequest) -> Result<(), ApiError> {
+        use crate::rbac::Verb;
+        let (verb, key) = match request {
+            ApiRequest::Get { key } => (Verb::Get, key.clone()),
+            ApiRequest::List { kind, namespace, .. } => {
+                (Verb::List, ObjectKey::new(*kind, namespace.as_deref().unwrap_or(""), ""))
+            }
+            ApiRequest::Create { object } => (Verb::Create, ObjectKey::of(object)),
+            ApiRequest::Update { object } | ApiRequest::UpdateStatus { object } => {
+                (Verb::Update, ObjectKey::of(object))
+            }
+            ApiRequest::Delete { key, .. } => (Verb::Delete, key.clone()),
+            // Only Secrets are authorized; these touch none.
+            ApiRequest::Bind { .. } | ApiRequest::Evict { .. } | ApiRequest::ListPodMetrics { .. } => return Ok(()),
+        };
+        crate::rbac::authorize(user, verb, key.kind, &key.namespace, &key.name, |node, namespace| {
+            self.pods_of_node(node, namespace)
+        })
+    }
+
+    fn pods_of_node(&self, node: &str, namespace: &str) -> Vec<&crate::objects::Pod> {
+        let prefix = store_prefix(Kind::Pod, Some(namespace));
+        self.objects
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .filter_map(|(_, object)| match object.as_ref() {
+                Object::Pod(pod) if pod.spec.node_name.as_deref() == Some(node) => Some(pod),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn start_client_watch(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, id: StreamId, request: WatchRequest) {
+        let namespace = request.namespace.clone().unwrap_or_default();
+        let allowed = crate::rbac::authorize(
+            &request.user,
+            crate::rbac::Verb::Watch,
+            request.kind,
+            &namespace,
+            "",
+            |node, ns| self.pods_of_node(node, ns),
+        );
+        if allowed.is_err() {
+            // kube-apiserver answers the watch with 403; the stream ends at once.
+            ctx.close_stream(id);
+            return;
+        }
         if !self.synced {
             ctx.close_stream(id);
             return;
@@ -450,7 +685,13 @@ impl Component<Msg, Timer> for ApiServer {
                 self.start_initial_list(ctx);
                 ctx.set_timer(BOOKMARK_INTERVAL, Timer::Tick("apiserver-bookmark"));
             }
-            Input::Request { reply, msg: Msg::Api(request) } => self.handle_request(ctx, reply, request),
+            Input::Request { reply, msg: Msg::Api { user, request } } => {
+                if let Err(error) = self.authorize(&user, &request) {
+                    ctx.respond(reply, Msg::ApiResult(Err(error)));
+                } else {
+                    self.handle_request(ctx, reply, request);
+                }
+            }
             Input::Response { id, msg: Msg::PodMetricsAnswer(metrics) } => {
                 if let Some(Pending::Aggregated { reply }) = self.pending.remove(&id) {
                     ctx.respond(reply, Msg::ApiResult(Ok(ApiOk::PodMetrics(metrics))));
@@ -688,7 +929,14 @@ fn mutate(request: &ApiRequest, current: Option<&Rc<Object>>, now_ns: u64) -> Mu
                 return Mutation::Reply(Ok(ApiOk::Object(current.clone())));
             }
             let expected = resource_version_of(current);
-            if updated.meta().deletion_timestamp_ns.is_some() && updated.meta().finalizers.is_empty() {
+            let namespace_finalized = match &updated {
+                Object::Namespace(namespace) => namespace.spec.finalizers.is_empty(),
+                _ => true,
+            };
+            if updated.meta().deletion_timestamp_ns.is_some()
+                && updated.meta().finalizers.is_empty()
+                && namespace_finalized
+            {
                 // The last finalizer is gone: the deletion completes.
                 return Mutation::Delete { key: key.store_key(), expected, deleted: Rc::new(updated) };
             }
@@ -713,6 +961,25 @@ fn mutate(request: &ApiRequest, current: Option<&Rc<Object>>, now_ns: u64) -> Mu
                 }
             }
             let expected = resource_version_of(current);
+            if let Object::Namespace(namespace) = &mut updated {
+                if IMMORTAL_NAMESPACES.contains(&namespace.metadata.name.as_str()) {
+                    return Mutation::Reply(Err(ApiError::new(
+                        ApiErrorReason::Forbidden,
+                        format!("namespace {:?} may not be deleted", namespace.metadata.name),
+                    )));
+                }
+                // The namespace registry's Delete: with finalizers left, the namespace only turns
+                // Terminating, and the namespace controller empties it.
+                if !namespace.spec.finalizers.is_empty() {
+                    namespace.metadata.deletion_timestamp_ns.get_or_insert(now_ns);
+                    namespace.metadata.deletion_grace_period_seconds.get_or_insert(0);
+                    namespace.status.phase = Some(NAMESPACE_TERMINATING.to_string());
+                    if updated == **current {
+                        return Mutation::Reply(Ok(ApiOk::Deleted(current.clone())));
+                    }
+                    return Mutation::Put { key: key.store_key(), value: Rc::new(updated), expected };
+                }
+            }
             // Pods bound to a node terminate gracefully: the kubelet stops them, then deletes them
             // for good with a zero grace period.
             if let Object::Pod(pod) = &updated {
@@ -762,19 +1029,81 @@ fn mutate(request: &ApiRequest, current: Option<&Rc<Object>>, now_ns: u64) -> Mu
             let expected = resource_version_of(current);
             Mutation::Put { key: key.store_key(), value: Rc::new(Object::Pod(updated)), expected }
         }
-        ApiRequest::Evict { namespace, pod } => {
-            // Disruption budgets are checked by the eviction subresource; without a budget an
-            // eviction is a graceful delete.
-            let delete = ApiRequest::Delete {
-                key: ObjectKey::new(Kind::Pod, namespace, pod),
-                uid: None,
-                grace_period_seconds: None,
-                propagation: None,
-            };
-            mutate(&delete, current, now_ns)
-        }
+        ApiRequest::Evict { .. } => unreachable!("evictions are decided by ApiServer::evict"),
         ApiRequest::Get { .. } | ApiRequest::List { .. } | ApiRequest::ListPodMetrics { .. } => {
             unreachable!("reads do not mutate")
+        }
+    }
+}
+
+/// `EvictionREST.Create`'s decision for `pod` given the budgets of its namespace, as of `now_ns`.
+fn eviction_step(pod: Option<&Object>, budgets: &[Rc<Object>], now_ns: u64) -> EvictionStep {
+    use crate::controllers::disruption::{budget_covers, set_disruption_allowed_condition, REASON_INSUFFICIENT_PODS};
+    use crate::rules::pdb::{self as rules, EvictionVerdict};
+    let Some(Object::Pod(pod)) = pod else {
+        return EvictionStep::Reply(ApiError::new(ApiErrorReason::NotFound, "pods not found"));
+    };
+    let phase = crate::controllers::rules_phase(pod);
+    if rules::can_ignore_pdb(phase, pod.metadata.is_terminating()) {
+        return EvictionStep::DeletePod;
+    }
+    let covering: Vec<(&Rc<Object>, &crate::objects::PodDisruptionBudget)> = budgets
+        .iter()
+        .filter_map(|object| match object.as_ref() {
+            Object::PodDisruptionBudget(pdb) if budget_covers(pdb, pod) => Some((object, pdb)),
+            _ => None,
+        })
+        .collect();
+    let (object, pdb) = match covering.as_slice() {
+        [] => return EvictionStep::DeletePod,
+        [one] => *one,
+        _ => {
+            return EvictionStep::Reply(ApiError::new(
+                ApiErrorReason::InternalError,
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ))
+        }
+    };
+    // IfHealthyBudget: an unready pod does not count towards healthy, so evicting it spends nothing
+    // when the budget is met without it.
+    if !pod.is_ready() && rules::unready_pod_fits_budget(pdb.status.current_healthy, pdb.status.desired_healthy) {
+        return EvictionStep::DeletePod;
+    }
+    let too_many = |message: String| EvictionStep::Reply(ApiError::new(ApiErrorReason::TooManyRequests, message));
+    let verdict = rules::check_and_decrement(
+        pdb.metadata.generation.unwrap_or(0),
+        pdb.status.observed_generation.unwrap_or(0),
+        pdb.status.disruptions_allowed,
+        pdb.status.disrupted_pods.len(),
+    );
+    match verdict {
+        EvictionVerdict::BudgetNotProcessed => too_many(format!(
+            "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {} is still being processed by the server.",
+            pdb.metadata.name
+        )),
+        EvictionVerdict::NoDisruptionAllowed => too_many(format!(
+            "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {} needs {} healthy pods and has {} currently",
+            pdb.metadata.name, pdb.status.desired_healthy, pdb.status.current_healthy
+        )),
+        EvictionVerdict::NegativeAllowed => EvictionStep::Reply(ApiError::new(
+            ApiErrorReason::Forbidden,
+            "pdb disruptions allowed is negative",
+        )),
+        EvictionVerdict::TooManyDisrupted => EvictionStep::Reply(ApiError::new(
+            ApiErrorReason::Forbidden,
+            "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+        )),
+        EvictionVerdict::Decrement { disruptions_allowed } => {
+            let mut updated = pdb.clone();
+            updated.status.disruptions_allowed = disruptions_allowed;
+            if disruptions_allowed == 0 {
+                set_disruption_allowed_condition(&mut updated, REASON_INSUFFICIENT_PODS, now_ns);
+            }
+            // The controller must not count the pod as healthy until it sees it deleted.
+            updated.status.disrupted_pods.insert(pod.metadata.name.clone(), now_ns);
+            let expected = resource_version_of(object);
+            updated.metadata.resource_version = None;
+            EvictionStep::Decrement { budget: Rc::new(Object::PodDisruptionBudget(updated)), expected }
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::objects::Kind;
 use crate::store::Revision;
 use kubedst_sim::{ComponentId, Ctx, RequestId, StreamId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// client-go's default request timeout is far longer; kubedst's components use a short one so a
@@ -22,12 +23,20 @@ pub struct ApiClient {
     servers: Vec<ComponentId>,
     current: usize,
     pub timeout: Duration,
+    /// The identity requests carry (`system:anonymous` unless set).
+    pub user: Rc<str>,
 }
 
 impl ApiClient {
     pub fn new(servers: Vec<ComponentId>) -> ApiClient {
         assert!(!servers.is_empty(), "an API client needs at least one API server");
-        ApiClient { servers, current: 0, timeout: DEFAULT_REQUEST_TIMEOUT }
+        ApiClient { servers, current: 0, timeout: DEFAULT_REQUEST_TIMEOUT, user: Rc::from(crate::rbac::ANONYMOUS) }
+    }
+
+    /// The client with identity `user` (see [`crate::rbac`]).
+    pub fn with_user(mut self, user: &str) -> ApiClient {
+        self.user = Rc::from(user);
+        self
     }
 
     /// The server requests go to now.
@@ -36,7 +45,12 @@ impl ApiClient {
     }
 
     pub fn send(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, request: ApiRequest) -> RequestId {
-        ctx.request(self.server(), Msg::Api(request), self.timeout)
+        ctx.request(self.server(), Msg::Api { user: self.user.clone(), request }, self.timeout)
+    }
+
+    /// Sends `request` as `user` (kubectl's `--as`, impersonation).
+    pub fn send_as(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, user: Rc<str>, request: ApiRequest) -> RequestId {
+        ctx.request(self.server(), Msg::Api { user, request }, self.timeout)
     }
 
     /// A request timed out or the server is unavailable: the next request tries the next replica.
@@ -109,6 +123,7 @@ impl Informer {
                 namespace: self.namespace.clone(),
                 node_name: self.node_name.clone(),
                 resource_version,
+                user: client.user.clone(),
             }),
         );
         self.state = InformerState::Watching { stream, resource_version };

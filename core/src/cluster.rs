@@ -20,7 +20,8 @@ use std::time::Duration;
 /// Builds the reconcilers of one controller-manager replica (again after each restart).
 pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
 
-/// kube-controller-manager's controllers: ReplicaSet, Deployment, EndpointSlice, node lifecycle.
+/// kube-controller-manager's controllers: ReplicaSet, Deployment, EndpointSlice, node lifecycle,
+/// Job, garbage collector, disruption, namespace.
 pub fn standard_controllers() -> ReconcilerFactory {
     Rc::new(|| {
         vec![
@@ -31,6 +32,8 @@ pub fn standard_controllers() -> ReconcilerFactory {
             Box::new(crate::controllers::JobController::new()),
             Box::new(crate::controllers::GarbageCollector::new()),
             Box::new(crate::controllers::PodGarbageCollector::new()),
+            Box::new(crate::controllers::DisruptionController::new()),
+            Box::new(crate::controllers::NamespaceController::new()),
         ]
     })
 }
@@ -174,8 +177,9 @@ impl Cluster {
                 let servers = servers.clone();
                 let identity = format!("{lease}-{index}");
                 let election = elect.then(|| LeaderElectionConfig::new(lease, &identity));
+                let user = format!("system:{lease}");
                 ids.push(sim.add_component(machine, &identity, move |_| {
-                    let host = ControllerHost::from_factory(servers.clone(), factory.clone());
+                    let host = ControllerHost::from_factory(servers.clone(), factory.clone()).with_user(&user);
                     Box::new(match election.clone() {
                         Some(election) => host.with_leader_election(election),
                         None => host,
@@ -291,8 +295,35 @@ impl Cluster {
 
     /// Hands a request to the user's kubectl; it is sent at the current virtual time.
     pub fn submit(&mut self, request: ApiRequest) {
+        self.submit_as(crate::rbac::ADMIN, request);
+    }
+
+    /// Hands a request to kubectl to make as `user` (`kubectl --as=<user>`).
+    pub fn submit_as(&mut self, user: &str, request: ApiRequest) {
         self.submitted += 1;
-        self.sim.inject(self.kubectl, Msg::Api(request));
+        self.sim.inject(self.kubectl, Msg::Api { user: Rc::from(user), request });
+    }
+
+    /// `kubectl cordon <node>` (or `uncordon` with `unschedulable` false); the report is in
+    /// [`Cluster::drains`].
+    pub fn cordon(&mut self, node: &str, unschedulable: bool) {
+        let command = crate::drain::NodeCommand::Cordon { node: node.to_string(), unschedulable };
+        self.sim.inject(self.kubectl, Msg::Kubectl(command));
+    }
+
+    /// `kubectl drain <node> --ignore-daemonsets --timeout=<timeout>`: cordon, then evict every pod
+    /// through the Eviction API; the report is in [`Cluster::drains`].
+    pub fn drain(&mut self, node: &str, timeout: Duration) {
+        let command = crate::drain::NodeCommand::Drain { node: node.to_string(), timeout, force: false };
+        self.sim.inject(self.kubectl, Msg::Kubectl(command));
+    }
+
+    /// The reports of kubectl's node commands, in order.
+    pub fn drains(&self) -> Vec<crate::drain::DrainReport> {
+        self.sim
+            .component::<Kubectl>(self.kubectl)
+            .map(|kubectl| kubectl.drains().into_iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// `kubectl create` of an object.

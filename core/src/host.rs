@@ -107,6 +107,12 @@ impl ControllerHost {
         host
     }
 
+    /// The identity the host's requests carry (see [`crate::rbac`]).
+    pub fn with_user(mut self, user: &str) -> ControllerHost {
+        self.client.user = std::rc::Rc::from(user);
+        self
+    }
+
     /// Makes the host a candidate for the lease `config` names: it acts only while it leads.
     pub fn with_leader_election(mut self, config: LeaderElectionConfig) -> ControllerHost {
         self.elector = Some(LeaderElector::new(config));

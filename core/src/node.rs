@@ -87,7 +87,24 @@ enum KubeletCall {
     NodeStatus,
     PodStatus,
     FinalDelete,
+    GetSecret(ObjectKey),
 }
+
+/// Where the kubelet is with one Secret its pods reference. The Node authorizer lets a kubelet
+/// read only those, one by one, so the kubelet GETs each (as its secret manager does) instead of
+/// watching every Secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SecretFetch {
+    /// A GET is in flight; `first`: nothing is known of the Secret yet.
+    InFlight { first: bool },
+    /// The last GET failed (404, 403, timeout); fetch again from this time (ns).
+    Missing { retry_at_ns: u64 },
+    /// Held in the kubelet's cache.
+    Present,
+}
+
+/// A missing Secret is fetched again this often (the pod workers' `backOffPeriod` of 10 s).
+pub const SECRET_RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The kubelet of one node, with the node's container runtime.
 pub struct Kubelet {
@@ -100,6 +117,7 @@ pub struct Kubelet {
     calls: BTreeMap<RequestId, KubeletCall>,
     wake: Option<(TimerId, u64)>,
     registered: bool,
+    secrets: BTreeMap<ObjectKey, SecretFetch>,
     /// Counters for reports.
     pub pod_syncs: u64,
     pub requests_served: u64,
@@ -109,12 +127,15 @@ impl Kubelet {
     pub fn new(config: NodeConfig, api_servers: Vec<ComponentId>) -> Kubelet {
         let mut pods = Informer::new(0, Kind::Pod);
         pods.node_name = Some(config.name.clone());
-        let informers = vec![pods, Informer::new(1, Kind::ConfigMap), Informer::new(2, Kind::Secret)];
+        // ConfigMaps are watched whole (a simplification: the Node authorizer restricts them as it
+        // does Secrets); Secrets are fetched one by one (`SecretFetch`).
+        let informers = vec![pods, Informer::new(1, Kind::ConfigMap)];
         let workers = PodWorkers::new(&config.name, &config.host_ip(), PodIpPool::for_node_index(config.index));
         let runtime = ContainerRuntime::new(config.images.clone());
+        let user = crate::rbac::node_user(&config.name);
         Kubelet {
             config,
-            client: ApiClient::new(api_servers),
+            client: ApiClient::new(api_servers).with_user(&user),
             informers,
             cache: Cache::new(),
             workers,
@@ -122,6 +143,7 @@ impl Kubelet {
             calls: BTreeMap::new(),
             wake: None,
             registered: false,
+            secrets: BTreeMap::new(),
             pod_syncs: 0,
             requests_served: 0,
         }
@@ -200,8 +222,24 @@ impl Kubelet {
         }
         self.pod_syncs += 1;
         let now_ns = ctx.now().as_nanos();
-        let desired: Vec<Rc<Object>> = self.cache.list(Kind::Pod, None).into_iter().cloned().collect();
-        let config_synced = self.informers[1].synced && self.informers[2].synced;
+        let mut desired: Vec<Rc<Object>> = self.cache.list(Kind::Pod, None).into_iter().cloned().collect();
+        self.fetch_secrets(ctx, &desired, now_ns);
+        // A pod the kubelet has not started is held back while a Secret it needs is being read for
+        // the first time (upstream's secret manager blocks the sync until the object is known).
+        let known: std::collections::BTreeSet<String> = self.workers.pod_uids().into_iter().collect();
+        desired.retain(|object| {
+            let Object::Pod(pod) = object.as_ref() else { return true };
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            if known.contains(&uid) || self.runtime.has_pod(&uid) {
+                return true;
+            }
+            let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+            !crate::rbac::referenced_secrets(pod).iter().any(|name| {
+                self.secrets.get(&ObjectKey::new(Kind::Secret, &namespace, name))
+                    == Some(&SecretFetch::InFlight { first: true })
+            })
+        });
+        let config_synced = self.informers[1].synced;
         let actions = self.workers.sync(now_ns, &desired, &mut self.runtime, config_synced.then_some(&self.cache));
         for update in actions.status_updates {
             // Upstream patches the status; an update without resourceVersion is the closest here.
@@ -230,6 +268,58 @@ impl Kubelet {
                 self.wake = Some((timer, wake_ns));
             }
         }
+    }
+}
+
+impl Kubelet {
+    /// GETs the Secrets the node's pods reference that it does not hold (again every
+    /// [`SECRET_RETRY_INTERVAL`] while one is missing), and forgets those no pod references.
+    fn fetch_secrets(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, pods: &[Rc<Object>], now_ns: u64) {
+        let mut referenced = std::collections::BTreeSet::new();
+        for object in pods {
+            let Object::Pod(pod) = object.as_ref() else { continue };
+            if pod.spec.node_name.as_deref() != Some(self.config.name.as_str()) {
+                continue;
+            }
+            let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+            for name in crate::rbac::referenced_secrets(pod) {
+                referenced.insert(ObjectKey::new(Kind::Secret, &namespace, &name));
+            }
+        }
+        let unreferenced: Vec<ObjectKey> =
+            self.secrets.keys().filter(|key| !referenced.contains(*key)).cloned().collect();
+        for key in unreferenced {
+            self.secrets.remove(&key);
+            self.cache.remove(&key);
+        }
+        for key in referenced {
+            let first = match self.secrets.get(&key) {
+                None => true,
+                Some(SecretFetch::Missing { retry_at_ns }) if *retry_at_ns <= now_ns => false,
+                Some(_) => continue,
+            };
+            self.secrets.insert(key.clone(), SecretFetch::InFlight { first });
+            self.call(ctx, ApiRequest::Get { key: key.clone() }, KubeletCall::GetSecret(key));
+        }
+    }
+
+    /// A Secret GET ended.
+    fn secret_fetched(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, key: ObjectKey, object: Option<Rc<Object>>) {
+        if !self.secrets.contains_key(&key) {
+            return;
+        }
+        match object {
+            Some(object) => {
+                self.cache.upsert(object);
+                self.secrets.insert(key, SecretFetch::Present);
+            }
+            None => {
+                let retry_at_ns = ctx.now().as_nanos().saturating_add(SECRET_RETRY_INTERVAL.as_nanos() as u64);
+                self.secrets.insert(key, SecretFetch::Missing { retry_at_ns });
+                ctx.set_timer(SECRET_RETRY_INTERVAL, Timer::Tick("kubelet-secret-retry"));
+            }
+        }
+        self.sync_pods(ctx);
     }
 }
 
@@ -278,6 +368,7 @@ impl Component<Msg, Timer> for Kubelet {
                 self.sync_pods(ctx);
             }
             Input::Timer { timer: Timer::Tick("kubelet-register"), .. } => self.register(ctx),
+            Input::Timer { timer: Timer::Tick("kubelet-secret-retry"), .. } => self.sync_pods(ctx),
             Input::Timer { timer: Timer::Tick("kubelet-lease"), .. } => {
                 self.renew_lease(ctx, false);
                 ctx.set_timer(LEASE_RENEW_INTERVAL, Timer::Tick("kubelet-lease"));
@@ -289,6 +380,13 @@ impl Component<Msg, Timer> for Kubelet {
             Input::Response { id, msg: Msg::ApiResult(result) } => {
                 let Some(call) = self.calls.remove(&id) else { return };
                 match (call, result) {
+                    (KubeletCall::GetSecret(key), result) => {
+                        let object = match result {
+                            Ok(ApiOk::Object(object)) => Some(object),
+                            _ => None,
+                        };
+                        self.secret_fetched(ctx, key, object);
+                    }
                     (KubeletCall::RegisterNode, Ok(_)) => {
                         self.registered = true;
                         self.renew_lease(ctx, true);
@@ -315,8 +413,12 @@ impl Component<Msg, Timer> for Kubelet {
             Input::RequestTimedOut { id } => {
                 if let Some(call) = self.calls.remove(&id) {
                     self.client.fail_over();
-                    if let KubeletCall::RegisterNode = call {
-                        ctx.set_timer(Duration::from_secs(1), Timer::Tick("kubelet-register"));
+                    match call {
+                        KubeletCall::RegisterNode => {
+                            ctx.set_timer(Duration::from_secs(1), Timer::Tick("kubelet-register"));
+                        }
+                        KubeletCall::GetSecret(key) => self.secret_fetched(ctx, key, None),
+                        _ => {}
                     }
                 }
             }
@@ -349,7 +451,7 @@ pub struct KubeProxy {
 impl KubeProxy {
     pub fn new(api_servers: Vec<ComponentId>, kubelets: Rc<BTreeMap<String, ComponentId>>) -> KubeProxy {
         KubeProxy {
-            client: ApiClient::new(api_servers),
+            client: ApiClient::new(api_servers).with_user(crate::rbac::KUBE_PROXY),
             informers: vec![Informer::new(0, Kind::Service), Informer::new(1, Kind::EndpointSlice)],
             cache: Cache::new(),
             table: ProxyTable::new(),
@@ -429,7 +531,11 @@ pub struct Dns {
 
 impl Dns {
     pub fn new(api_servers: Vec<ComponentId>) -> Dns {
-        Dns { client: ApiClient::new(api_servers), informer: Informer::new(0, Kind::Service), cache: Cache::new() }
+        Dns {
+            client: ApiClient::new(api_servers).with_user(crate::rbac::COREDNS),
+            informer: Informer::new(0, Kind::Service),
+            cache: Cache::new(),
+        }
     }
 }
 

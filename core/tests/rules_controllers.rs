@@ -165,3 +165,39 @@ fn pdb_numbers_table() {
     let bad = PdbSpec { min_available: Some(IntOrPercent::String("half".into())), max_unavailable: None };
     assert!(pdb_numbers(&bad, 3, 3, 3).is_err());
 }
+
+#[test]
+fn pdb_disrupted_pods_and_healthy_counts() {
+    const S: u64 = 1_000_000_000;
+    let pod = |name: &str, terminating: bool, ready: bool| PdbPod { name: name.into(), terminating, ready };
+    let pods = [pod("a", false, true), pod("b", false, true), pod("c", true, true), pod("d", false, false)];
+    // a evicted 10 s ago (kept), b evicted 130 s ago (expired), c terminating (dropped), x gone.
+    let disrupted: std::collections::BTreeMap<String, u64> =
+        [("a", 190 * S), ("b", 70 * S), ("c", 195 * S), ("x", 199 * S)]
+            .iter()
+            .map(|(n, t)| (n.to_string(), *t))
+            .collect();
+    let (kept, recheck) = build_disrupted_pod_map(&pods, &disrupted, 200 * S);
+    assert_eq!(kept.keys().collect::<Vec<_>>(), ["a"]);
+    assert_eq!(recheck, Some(190 * S + DELETION_TIMEOUT_NS));
+    // Healthy: b (expired disruption, ready); not a (disrupted), c (terminating), d (not ready).
+    assert_eq!(count_healthy_pods(&pods, &kept, 200 * S), 1);
+    assert_eq!(count_healthy_pods(&pods, &Default::default(), 200 * S), 2);
+}
+
+#[test]
+fn pdb_eviction_verdicts() {
+    assert_eq!(check_and_decrement(2, 1, 3, 0), EvictionVerdict::BudgetNotProcessed);
+    assert_eq!(check_and_decrement(1, 1, -1, 0), EvictionVerdict::NegativeAllowed);
+    assert_eq!(check_and_decrement(1, 1, 1, MAX_DISRUPTED_POD_SIZE + 1), EvictionVerdict::TooManyDisrupted);
+    assert_eq!(check_and_decrement(1, 1, 0, 0), EvictionVerdict::NoDisruptionAllowed);
+    assert_eq!(check_and_decrement(1, 1, 2, 5), EvictionVerdict::Decrement { disruptions_allowed: 1 });
+    use kubedst_core::rules::pod::PodPhase;
+    assert!(can_ignore_pdb(PodPhase::Pending, false));
+    assert!(can_ignore_pdb(PodPhase::Succeeded, false));
+    assert!(can_ignore_pdb(PodPhase::Running, true));
+    assert!(!can_ignore_pdb(PodPhase::Running, false));
+    assert!(unready_pod_fits_budget(3, 3));
+    assert!(!unready_pod_fits_budget(2, 3));
+    assert!(!unready_pod_fits_budget(0, 0));
+}

@@ -17,6 +17,8 @@
 //! - `hpa`: `HorizontalPodAutoscalerController` (autoscaling/v2, Resource cpu metrics).
 //! - `podgc`: `PodGarbageCollector`: pods bound to nodes that no longer exist.
 //! - `cloud`: the cloud controller manager's service (LoadBalancer) and node lifecycle controllers.
+//! - `disruption`: `DisruptionController`: PodDisruptionBudget status.
+//! - `namespace`: `NamespaceController`: empties and finalizes deleted namespaces.
 //!
 //! Architecture invariant: no reconciler reads a clock or draws randomness except through the
 //! `ReconcileContext` it is given, and all state is in BTreeMaps, so a reconciler fed the same
@@ -24,10 +26,12 @@
 
 pub mod cloud;
 pub mod deployment;
+pub mod disruption;
 pub mod endpointslice;
 pub mod garbagecollector;
 pub mod hpa;
 pub mod job;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
@@ -35,10 +39,12 @@ pub mod scheduler;
 
 pub use cloud::{CloudNodeLifecycleController, ServiceLoadBalancerController};
 pub use deployment::{rollback_request, DeploymentController};
+pub use disruption::DisruptionController;
 pub use endpointslice::EndpointSliceController;
 pub use garbagecollector::GarbageCollector;
 pub use hpa::HorizontalPodAutoscalerController;
 pub use job::JobController;
+pub use namespace::NamespaceController;
 pub use nodelifecycle::NodeLifecycleController;
 pub use podgc::PodGarbageCollector;
 pub use replicaset::ReplicaSetController;

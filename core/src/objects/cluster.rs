@@ -129,8 +129,37 @@ impl Node {
 pub struct Namespace {
     /// Name (a DNS-1123 label) and labels.
     pub metadata: ObjectMeta,
+    /// The finalizers that must finish before the namespace goes.
+    pub spec: NamespaceSpec,
     /// Active or Terminating.
     pub status: NamespaceStatus,
+}
+
+/// What must happen before a namespace is removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NamespaceSpec {
+    /// `kubernetes` (added at creation) is removed by the namespace controller once the namespace
+    /// is empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
+}
+
+/// The finalizer the API server puts on every namespace (`v1.FinalizerKubernetes`).
+pub const NAMESPACE_FINALIZER: &str = "kubernetes";
+/// The phases of a namespace.
+pub const NAMESPACE_ACTIVE: &str = "Active";
+pub const NAMESPACE_TERMINATING: &str = "Terminating";
+/// The namespaces kube-apiserver creates at start (`systemnamespaces` controller).
+pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+/// The namespaces NamespaceLifecycle admission refuses to delete.
+pub const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+impl Namespace {
+    /// Whether the namespace is being deleted (phase Terminating or a deletionTimestamp).
+    pub fn is_terminating(&self) -> bool {
+        self.metadata.is_terminating() || self.status.phase.as_deref() == Some(NAMESPACE_TERMINATING)
+    }
 }
 
 /// The phase of a namespace.

@@ -5,6 +5,7 @@ use super::quantity::Millicores;
 use super::selector::LabelSelector;
 use super::validation::{validate_non_negative, FieldPath, ValidationError};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A PodDisruptionBudget: how many selected pods voluntary evictions may take down.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -48,6 +49,10 @@ pub struct PodDisruptionBudgetStatus {
     pub desired_healthy: i32,
     /// Pods the owners want.
     pub expected_pods: i32,
+    /// Pods the Eviction API has evicted that the controller has not yet seen deleted, by name,
+    /// with the (virtual, ns) time of the eviction; they do not count as healthy meanwhile.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub disrupted_pods: BTreeMap<String, u64>,
     /// DisruptionAllowed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
