@@ -1,1 +1,3 @@
 //! kubedst-scenarios: the scenario format, the built-in scenarios, fault profiles and generators.
+
+pub mod generators;
