@@ -10,6 +10,7 @@ use crate::etcd::Etcd;
 use crate::host::ControllerHost;
 use crate::kubectl::Kubectl;
 use crate::leader::LeaderElectionConfig;
+use crate::mutants::Mutants;
 use crate::node::{Dns, KubeProxy, Kubelet, NodeConfig, Traffic};
 use crate::objects::{Kind, Object};
 use kubedst_sim::{ComponentId, MachineId, RunError, Sim, SimConfig, Time};
@@ -22,10 +23,15 @@ pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
 
 /// kube-controller-manager's controllers: ReplicaSet, Deployment, EndpointSlice, node lifecycle.
 pub fn standard_controllers() -> ReconcilerFactory {
-    Rc::new(|| {
+    standard_controllers_with(Mutants::NONE)
+}
+
+/// The standard controllers with `mutants` switched on (negative controls; see [`crate::mutants`]).
+pub fn standard_controllers_with(mutants: Mutants) -> ReconcilerFactory {
+    Rc::new(move || {
         vec![
-            Box::new(crate::controllers::ReplicaSetController::new()) as Box<dyn Reconciler>,
-            Box::new(crate::controllers::DeploymentController::new()),
+            Box::new(crate::controllers::ReplicaSetController::new().with_mutants(mutants)) as Box<dyn Reconciler>,
+            Box::new(crate::controllers::DeploymentController::new().with_mutants(mutants)),
             Box::new(crate::controllers::EndpointSliceController::new()),
             Box::new(crate::controllers::NodeLifecycleController::new()),
             Box::new(crate::controllers::JobController::new()),
@@ -53,6 +59,9 @@ pub struct ClusterConfig {
     pub nodes: Vec<NodeConfig>,
     /// Traffic sources: which Service (`namespace/name`) they call, from which node, how often.
     pub traffic: Vec<TrafficConfig>,
+    /// Deliberate bugs of the standard controllers (none by default); set with
+    /// [`ClusterConfig::with_mutants`].
+    pub mutants: Mutants,
 }
 
 /// A traffic source.
@@ -73,7 +82,16 @@ impl ClusterConfig {
             scheduler: None,
             nodes: Vec::new(),
             traffic: Vec::new(),
+            mutants: Mutants::NONE,
         }
+    }
+
+    /// Switches `mutants` on: the controller manager then runs the standard controllers with
+    /// them (replacing any other controller factory, since only the standard ones know mutants).
+    pub fn with_mutants(mut self, mutants: Mutants) -> ClusterConfig {
+        self.mutants = mutants;
+        self.controllers = Some(standard_controllers_with(mutants));
+        self
     }
 
     /// The usual test cluster: the standard controllers, the scheduler, and `nodes` default nodes
