@@ -87,13 +87,7 @@ fn run_checked(args: &RunArgs) -> Result<u8, String> {
 /// `--faults`: a profile name, else a plan file.
 fn faults_of(scenario: &Scenario, choice: &str, seed: u64) -> Result<FaultPlan, ScenarioError> {
     if profile_names().contains(&choice) {
-        return kubedst_scenarios::profiles::plan(
-            choice,
-            &scenario.cluster_config(seed),
-            scenario.fault_phase(),
-            seed,
-        )
-        .ok_or_else(|| ScenarioError::Other(format!("unknown fault profile {choice:?}")));
+        return scenario.profile_plan(choice, seed);
     }
     let path = Path::new(choice);
     if !path.exists() {

@@ -353,9 +353,25 @@ pub enum HttpOutcome {
     DnsFailure,
 }
 
+/// A model fault, delivered by the harness to the component it acts on (see
+/// [`crate::harness::ModelFault`]). Components that it does not concern ignore it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// To an API server: hold etcd's events back from the watch cache for `duration`.
+    WatchCacheLag { duration: std::time::Duration },
+    /// To a kubelet: crash the `nth` running container (modulo their number) of its node.
+    ContainerCrash { nth: u32 },
+    /// To a kubelet: pulls of `image` that start within `duration` fail.
+    PullFailure { image: String, duration: std::time::Duration },
+    /// Every injected fault still in force on the component ends now (the harness's heal).
+    Heal,
+}
+
 /// Every message of the Kubernetes model.
 #[derive(Clone, Debug)]
 pub enum Msg {
+    /// A model fault from the harness.
+    Inject(InjectedFault),
     Api(ApiRequest),
     ApiResult(ApiResult),
     Watch(WatchRequest),
@@ -435,6 +451,12 @@ impl TraceDigest for Msg {
             Msg::DnsAnswer { service, cluster_ip } => {
                 24 ^ stable_hash_str(service) ^ cluster_ip.as_deref().map_or(0, stable_hash_str).rotate_left(3)
             }
+            Msg::Inject(InjectedFault::WatchCacheLag { duration }) => 25 ^ (duration.as_millis() as u64) << 8,
+            Msg::Inject(InjectedFault::ContainerCrash { nth }) => 26 ^ u64::from(*nth) << 8,
+            Msg::Inject(InjectedFault::PullFailure { image, duration }) => {
+                27 ^ stable_hash_str(image) ^ (duration.as_millis() as u64) << 8
+            }
+            Msg::Inject(InjectedFault::Heal) => 28,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod kubectl;
 pub mod kubelet_logic;
 pub mod leader;
 pub mod manifest;
+pub mod mutants;
 pub mod node;
 pub mod objects;
 pub mod proxy;

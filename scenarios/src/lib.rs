@@ -6,6 +6,7 @@
 //! `kubedst_core::harness::run`.
 
 pub mod format;
+pub mod generators;
 pub mod profiles;
 pub mod scenario;
 

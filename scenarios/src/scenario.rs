@@ -11,7 +11,9 @@
 use crate::format::{
     FaultsSection, ImageSection, NodeSection, ScenarioFile, ScheduleSection, TimelineEntry, Workload,
 };
+use crate::generators::ClusterShape;
 use kubedst_core::api::{ObjectKey, Propagation};
+use kubedst_core::harness::ModelFault;
 use kubedst_core::checkers::{CheckerSet, Checker};
 use kubedst_core::cluster::{standard_controllers, standard_scheduler, ClusterConfig, TrafficConfig};
 use kubedst_core::harness::{Action, FaultPlan, Harness, RunReport, RunSpec, TimedAction, Verdict};
@@ -111,6 +113,17 @@ macro_rules! builtins {
 /// Every built-in scenario, in the order `kubedst scenarios` lists them.
 const BUILTINS: &[Builtin] = builtins![
     "rolling-update",
+    "rolling-update-network-chaos",
+    "rolling-update-leader-failover",
+    "bad-rollout-undo",
+    "node-crash-eviction",
+    "partitioned-node-returns",
+    "watch-compaction-relist",
+    "scale-storm",
+    "job-node-crashes",
+    "hpa-traffic-spike",
+    "zone-outage",
+    "leader-election-clock-skew",
 ];
 
 /// The names of the built-in scenarios.
@@ -299,11 +312,43 @@ impl Scenario {
         match self.file.faults.as_ref().map(|spanned| &spanned.value) {
             None => Ok(FaultPlan::default()),
             Some(FaultsSection::Schedule(schedule)) => Ok(plan_of(schedule)),
-            Some(FaultsSection::Profile(name)) => {
-                crate::profiles::plan(name, &self.cluster_config(seed), self.fault_phase(), seed)
-                    .ok_or_else(|| ScenarioError::Other(format!("unknown fault profile {name:?}")))
+            Some(FaultsSection::Profile(name)) => self.profile_plan(name, seed),
+        }
+    }
+
+    /// The plan a fault profile draws for this scenario's cluster and a seed.
+    pub fn profile_plan(&self, profile: &str, seed: u64) -> Result<FaultPlan, ScenarioError> {
+        crate::profiles::plan(profile, &self.cluster_shape(seed), seed).ok_or_else(|| {
+            let suggestions = closest(profile, profile_names());
+            ScenarioError::Other(format!(
+                "unknown fault profile {profile:?}{}; profiles: {}",
+                suggest(&suggestions),
+                profile_names().join(", ")
+            ))
+        })
+    }
+
+    /// What the fault generators draw over: this cluster's machines, the fault phase, the
+    /// workload's images; faults strike after the first tenth of the fault phase, so that the
+    /// workload is up before they do.
+    pub fn cluster_shape(&self, seed: u64) -> ClusterShape {
+        let mut images: Vec<&str> = Vec::new();
+        for object in &self.workload {
+            let template = match object {
+                Object::Deployment(deployment) => &deployment.spec.template,
+                Object::ReplicaSet(set) => &set.spec.template,
+                Object::Job(job) => &job.spec.template,
+                _ => continue,
+            };
+            for container in &template.spec.containers {
+                if !images.contains(&container.image.as_str()) {
+                    images.push(&container.image);
+                }
             }
         }
+        ClusterShape::of(&self.cluster_config(seed), self.fault_phase())
+            .with_images(&images)
+            .with_window_start(self.fault_phase() / 10)
     }
 
     /// Everything a run of this scenario needs for `seed`. `faults_override` replaces the
@@ -389,6 +434,23 @@ impl Scenario {
                         machines.join(", ")
                     )));
                 }
+            }
+        }
+        for timed in &plan.model {
+            let machine = match &timed.fault {
+                ModelFault::WatchCacheLag { server, .. } => server,
+                ModelFault::ContainerCrash { node, .. } => node,
+                ModelFault::CompactNow | ModelFault::PullFailure { .. } => continue,
+            };
+            if !machines.iter().any(|known| known == machine) {
+                let suggestions = closest(machine, machines.iter().map(String::as_str));
+                return Err(ScenarioError::Other(format!(
+                    "model fault at {} names machine {machine:?}, which scenario {} does not have{}; machines: {}",
+                    kubedst_sim::serde_duration::format(timed.at),
+                    self.name(),
+                    suggest(&suggestions),
+                    machines.join(", ")
+                )));
             }
         }
         Ok(())
