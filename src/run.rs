@@ -8,7 +8,10 @@ use kubedst_core::objects::Object;
 use kubedst_scenarios::{profile_names, Scenario, ScenarioError};
 use kubedst_sim::serde_duration::format as span;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+// The binary measures wall-clock time around a run (`wall_ms`); nothing inside the run reads it.
+use std::time::Duration;
+#[allow(clippy::disallowed_types)]
+use std::time::Instant;
 
 /// How the result is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -71,6 +74,7 @@ fn run_checked(args: &RunArgs) -> Result<u8, String> {
         None => None,
     };
     let extra = sink.iter().map(TraceSink::checker).collect();
+    #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
     let started = Instant::now();
     let report = scenario.run_spec(spec, extra).map_err(|error| error.to_string())?;
     let wall_ms = started.elapsed().as_millis();
@@ -92,7 +96,11 @@ fn faults_of(scenario: &Scenario, choice: &str, seed: u64) -> Result<FaultPlan, 
     let path = Path::new(choice);
     if !path.exists() {
         let suggestions = kubedst_scenarios::scenario::closest(choice, profile_names());
-        let hint = if suggestions.is_empty() { String::new() } else { format!(" (did you mean {}?)", suggestions.join(" or ")) };
+        let hint = if suggestions.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean {}?)", suggestions.join(" or "))
+        };
         return Err(ScenarioError::Other(format!(
             "--faults {choice:?} is neither a fault profile{hint} nor a file; profiles: {}",
             profile_names().join(", ")

@@ -60,9 +60,8 @@ impl TraceWriter {
 impl TraceSink {
     /// Opens the temporary file next to `destination`.
     pub fn create(destination: &Path, actions: &[TimedAction], faults: &FaultPlan) -> Result<TraceSink, String> {
-        let file_name = destination
-            .file_name()
-            .ok_or_else(|| format!("--trace {}: not a file path", destination.display()))?;
+        let file_name =
+            destination.file_name().ok_or_else(|| format!("--trace {}: not a file path", destination.display()))?;
         let directory = destination.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let temporary = directory.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
         let file = File::create(&temporary).map_err(|error| format!("--trace {}: {error}", destination.display()))?;

@@ -72,5 +72,8 @@ fn bad_command_lines_say_what_was_expected_and_exit_2() {
 #[test]
 fn an_unknown_scenario_name_suggests_the_closest_builtins() {
     let message = bad(&["run", "roling-update"]);
-    assert!(message.contains("did you mean \"rolling-update\"") || message.contains("did you mean rolling-update"), "{message}");
+    assert!(
+        message.contains("did you mean \"rolling-update\"") || message.contains("did you mean rolling-update"),
+        "{message}"
+    );
 }

@@ -8,14 +8,12 @@
 //! explicit fault schedule, fault profile and invariant names. Every error names the file, line
 //! and column and says what was expected.
 
-use crate::format::{
-    FaultsSection, ImageSection, NodeSection, ScenarioFile, ScheduleSection, TimelineEntry, Workload,
-};
+use crate::format::{FaultsSection, ImageSection, NodeSection, ScenarioFile, ScheduleSection, TimelineEntry, Workload};
 use crate::generators::ClusterShape;
 use kubedst_core::api::{ObjectKey, Propagation};
-use kubedst_core::harness::ModelFault;
-use kubedst_core::checkers::{CheckerSet, Checker};
+use kubedst_core::checkers::{Checker, CheckerSet};
 use kubedst_core::cluster::{standard_controllers, standard_scheduler, ClusterConfig, TrafficConfig};
+use kubedst_core::harness::ModelFault;
 use kubedst_core::harness::{Action, FaultPlan, Harness, RunReport, RunSpec, TimedAction, Verdict};
 use kubedst_core::manifest::{load_manifests, ManifestError, ManifestWarning, SourceLocation};
 use kubedst_core::node::NodeConfig;
@@ -975,7 +973,8 @@ fn behavior_of(section: &ImageSection) -> ImageBehavior {
 
 fn read_text(path: &Path) -> Result<String, ScenarioError> {
     let label = path.display().to_string();
-    let metadata = std::fs::metadata(path).map_err(|error| ScenarioError::Io { path: label.clone(), message: error.to_string() })?;
+    let metadata = std::fs::metadata(path)
+        .map_err(|error| ScenarioError::Io { path: label.clone(), message: error.to_string() })?;
     if metadata.is_dir() {
         return Err(ScenarioError::Io { path: label, message: "is a directory, not a scenario file".to_string() });
     }
@@ -985,7 +984,8 @@ fn read_text(path: &Path) -> Result<String, ScenarioError> {
             message: format!("file of {} bytes exceeds the limit of {SCENARIO_SIZE_MAX_BYTES}", metadata.len()),
         });
     }
-    let bytes = std::fs::read(path).map_err(|error| ScenarioError::Io { path: label.clone(), message: error.to_string() })?;
+    let bytes =
+        std::fs::read(path).map_err(|error| ScenarioError::Io { path: label.clone(), message: error.to_string() })?;
     String::from_utf8(bytes)
         .map_err(|error| ScenarioError::Io { path: label, message: format!("not UTF-8 text: {error}") })
 }

@@ -22,7 +22,9 @@ fn every_builtin_loads_and_passes_with_the_default_seed() {
             report.faults_fired,
             report.violations
         );
-        assert!(report.observed_writes.get("Pod").copied().unwrap_or(0) > 0 || name == "none", "{name} wrote pods");
+        assert!(report.observed_writes.get("Pod").copied().unwrap_or(0) > 0, "{name} wrote pods");
+        let plan = scenario.fault_plan(DEFAULT_SEED).unwrap();
+        assert_eq!(plan.is_empty(), report.faults_fired.is_empty(), "{name}: the planned faults struck");
         if report.verdict != Verdict::Pass {
             failures.push(format!("{name}: {:?}", report.violations));
         }
