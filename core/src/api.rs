@@ -366,6 +366,20 @@ pub enum HttpOutcome {
     DnsFailure,
 }
 
+/// A model fault, delivered by the harness to the component it acts on (see
+/// [`crate::harness::ModelFault`]). Components that it does not concern ignore it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// To an API server: hold etcd's events back from the watch cache for `duration`.
+    WatchCacheLag { duration: std::time::Duration },
+    /// To a kubelet: crash the `nth` running container (modulo their number) of its node.
+    ContainerCrash { nth: u32 },
+    /// To a kubelet: pulls of `image` that start within `duration` fail.
+    PullFailure { image: String, duration: std::time::Duration },
+    /// Every injected fault still in force on the component ends now (the harness's heal).
+    Heal,
+}
+
 /// Every message of the Kubernetes model.
 #[derive(Clone, Debug)]
 pub enum Msg {
@@ -375,6 +389,8 @@ pub enum Msg {
         user: Rc<str>,
         request: ApiRequest,
     },
+    /// A model fault from the harness.
+    Inject(InjectedFault),
     ApiResult(ApiResult),
     Watch(WatchRequest),
     WatchEvent(WatchEvent),
@@ -486,6 +502,12 @@ impl TraceDigest for Msg {
                 33 ^ stable_hash_str(node) ^ u64::from(*unschedulable) << 8
             }
             Msg::Kubectl(crate::drain::NodeCommand::Drain { node, .. }) => 34 ^ stable_hash_str(node),
+            Msg::Inject(InjectedFault::WatchCacheLag { duration }) => 35 ^ (duration.as_millis() as u64) << 8,
+            Msg::Inject(InjectedFault::ContainerCrash { nth }) => 36 ^ u64::from(*nth) << 8,
+            Msg::Inject(InjectedFault::PullFailure { image, duration }) => {
+                37 ^ stable_hash_str(image) ^ (duration.as_millis() as u64) << 8
+            }
+            Msg::Inject(InjectedFault::Heal) => 38,
         }
     }
 }

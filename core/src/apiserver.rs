@@ -17,7 +17,7 @@
 
 use crate::api::{
     namespace_of, resource_version_of, store_prefix, ApiError, ApiErrorReason, ApiOk, ApiRequest, ApiResult, EtcdEvent,
-    EtcdRequest, EtcdResponse, ListFrom, Msg, ObjectKey, Propagation, Timer, WatchEvent, WatchRequest,
+    EtcdRequest, EtcdResponse, InjectedFault, ListFrom, Msg, ObjectKey, Propagation, Timer, WatchEvent, WatchRequest,
 };
 use crate::objects::cluster::{
     IMMORTAL_NAMESPACES, NAMESPACE_ACTIVE, NAMESPACE_FINALIZER, NAMESPACE_TERMINATING, SYSTEM_NAMESPACES,
@@ -155,6 +155,10 @@ pub struct ApiServer {
     etcd_stream: Option<StreamId>,
     watchers: BTreeMap<StreamId, ClientWatch>,
     pending: BTreeMap<RequestId, Pending>,
+    /// An injected watch-cache lag: until this time etcd's events are held back in
+    /// `held_events` instead of being applied.
+    lag_until_ns: Option<u64>,
+    held_events: Vec<EtcdEvent>,
     /// Counters for reports.
     pub requests_served: u64,
     pub watches_gone: u64,
@@ -172,6 +176,8 @@ impl ApiServer {
             etcd_stream: None,
             watchers: BTreeMap::new(),
             pending: BTreeMap::new(),
+            lag_until_ns: None,
+            held_events: Vec::new(),
             requests_served: 0,
             watches_gone: 0,
         }
@@ -564,7 +570,31 @@ impl ApiServer {
         self.etcd_stream = Some(stream);
     }
 
+    /// Starts (or extends) a lag of the watch cache.
+    fn start_lag(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, duration: Duration) {
+        let until_ns = ctx.now().as_nanos().saturating_add(duration.as_nanos() as u64);
+        if self.lag_until_ns.is_none_or(|current| current < until_ns) {
+            self.lag_until_ns = Some(until_ns);
+            ctx.set_timer(duration, Timer::Tick("apiserver-lag-end"));
+        }
+    }
+
+    /// Ends the lag if it is due (or `force`), applying everything held back in order.
+    fn end_lag(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, force: bool) {
+        let Some(until_ns) = self.lag_until_ns else { return };
+        if !force && ctx.now().as_nanos() < until_ns {
+            return;
+        }
+        self.lag_until_ns = None;
+        let held = std::mem::take(&mut self.held_events);
+        self.apply_etcd_events(ctx, held);
+    }
+
     fn apply_etcd_events(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, events: Vec<EtcdEvent>) {
+        if self.lag_until_ns.is_some() {
+            self.held_events.extend(events);
+            return;
+        }
         for event in events {
             if event.revision <= self.revision {
                 continue;
@@ -707,6 +737,8 @@ impl Component<Msg, Timer> for ApiServer {
                 }
                 Msg::EtcdResult(EtcdResponse::Compacted { .. }) if Some(id) == self.etcd_stream => {
                     self.etcd_stream = None;
+                    // The relist replaces whatever was held back.
+                    self.held_events.clear();
                     self.start_initial_list(ctx);
                 }
                 Msg::Watch(request) => self.start_client_watch(ctx, id, request),
@@ -730,6 +762,11 @@ impl Component<Msg, Timer> for ApiServer {
                     }
                 }
             }
+            Input::Message { msg: Msg::Inject(InjectedFault::WatchCacheLag { duration }), .. } => {
+                self.start_lag(ctx, duration)
+            }
+            Input::Message { msg: Msg::Inject(InjectedFault::Heal), .. } => self.end_lag(ctx, true),
+            Input::Timer { timer: Timer::Tick("apiserver-lag-end"), .. } => self.end_lag(ctx, false),
             Input::Timer { timer: Timer::Tick("apiserver-bookmark"), .. } => {
                 for id in self.watchers.keys() {
                     ctx.stream_send(*id, Msg::WatchEvent(WatchEvent::Bookmark(self.revision)));

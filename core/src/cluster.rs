@@ -3,13 +3,14 @@
 //! Layout: `etcd-0` runs etcd; `control-plane-<i>` runs an API server, a controller manager and a
 //! scheduler; `node-<i>` runs a kubelet and kube-proxy; `client` runs the user's kubectl.
 
-use crate::api::{ApiOk, ApiRequest, ApiResult, Msg, ObjectKey, Timer};
+use crate::api::{ApiOk, ApiRequest, ApiResult, InjectedFault, Msg, ObjectKey, Timer};
 use crate::apiserver::{ApiServer, ApiServerConfig};
 use crate::controller::Reconciler;
 use crate::etcd::Etcd;
 use crate::host::ControllerHost;
 use crate::kubectl::Kubectl;
 use crate::leader::LeaderElectionConfig;
+use crate::mutants::Mutants;
 use crate::node::{Dns, KubeProxy, Kubelet, NodeConfig, Traffic};
 use crate::objects::{Kind, Object};
 use kubedst_sim::{ComponentId, MachineId, RunError, Sim, SimConfig, Time};
@@ -23,10 +24,15 @@ pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
 /// kube-controller-manager's controllers: ReplicaSet, Deployment, EndpointSlice, node lifecycle,
 /// Job, garbage collector, disruption, namespace.
 pub fn standard_controllers() -> ReconcilerFactory {
-    Rc::new(|| {
+    standard_controllers_with(Mutants::NONE)
+}
+
+/// The standard controllers with `mutants` switched on (negative controls; see [`crate::mutants`]).
+pub fn standard_controllers_with(mutants: Mutants) -> ReconcilerFactory {
+    Rc::new(move || {
         vec![
-            Box::new(crate::controllers::ReplicaSetController::new()) as Box<dyn Reconciler>,
-            Box::new(crate::controllers::DeploymentController::new()),
+            Box::new(crate::controllers::ReplicaSetController::new().with_mutants(mutants)) as Box<dyn Reconciler>,
+            Box::new(crate::controllers::DeploymentController::new().with_mutants(mutants)),
             Box::new(crate::controllers::EndpointSliceController::new()),
             Box::new(crate::controllers::NodeLifecycleController::new()),
             Box::new(crate::controllers::JobController::new()),
@@ -75,6 +81,9 @@ pub struct ClusterConfig {
     /// and a `cloud-controller-manager` on `control-plane-0` (service and node lifecycle
     /// controllers). Off (None) by default.
     pub cloud: Option<crate::cloud::CloudProfile>,
+    /// Deliberate bugs of the standard controllers (none by default); set with
+    /// [`ClusterConfig::with_mutants`].
+    pub mutants: Mutants,
 }
 
 /// A traffic source.
@@ -97,7 +106,16 @@ impl ClusterConfig {
             traffic: Vec::new(),
             autoscaling: false,
             cloud: None,
+            mutants: Mutants::NONE,
         }
+    }
+
+    /// Switches `mutants` on: the controller manager then runs the standard controllers with
+    /// them (replacing any other controller factory, since only the standard ones know mutants).
+    pub fn with_mutants(mut self, mutants: Mutants) -> ClusterConfig {
+        self.mutants = mutants;
+        self.controllers = Some(standard_controllers_with(mutants));
+        self
     }
 
     /// The usual test cluster: the standard controllers, the scheduler, and `nodes` default nodes
@@ -338,6 +356,62 @@ impl Cluster {
         }
         self.sim.inject(self.etcd, Msg::Etcd(crate::api::EtcdRequest::CompactNow));
         true
+    }
+
+    /// The watch cache of the API server on machine `server` lags for `duration` (a model fault).
+    /// False if there is no such machine or its API server is down.
+    pub fn lag_watch_cache(&mut self, server: &str, duration: Duration) -> bool {
+        let Some(index) =
+            self.control_plane_machines.iter().position(|&machine| self.sim.machine_name(machine) == server)
+        else {
+            return false;
+        };
+        let id = self.api_servers[index];
+        if self.sim.component::<ApiServer>(id).is_none() {
+            return false;
+        }
+        self.sim.inject(id, Msg::Inject(InjectedFault::WatchCacheLag { duration }));
+        true
+    }
+
+    /// One running container on `node` crashes (a model fault). False if the node is unknown or
+    /// down, or runs no container.
+    pub fn crash_container(&mut self, node: &str, nth: u32) -> bool {
+        let Some(index) = self.node_machines.iter().position(|&machine| self.sim.machine_name(machine) == node) else {
+            return false;
+        };
+        let id = self.kubelets[index];
+        let now_ns = self.sim.now().as_nanos();
+        let Some(kubelet) = self.sim.component::<Kubelet>(id) else { return false };
+        if kubelet.runtime().running_containers(now_ns).is_empty() {
+            return false;
+        }
+        self.sim.inject(id, Msg::Inject(InjectedFault::ContainerCrash { nth }));
+        true
+    }
+
+    /// Pulls of `image` fail on every node for `duration` (a model fault). False if no kubelet
+    /// is up to hear of it.
+    pub fn fail_pulls(&mut self, image: &str, duration: Duration) -> bool {
+        let mut struck = false;
+        for &id in &self.kubelets {
+            if self.sim.component::<Kubelet>(id).is_some() {
+                self.sim.inject(id, Msg::Inject(InjectedFault::PullFailure { image: image.to_string(), duration }));
+                struck = true;
+            }
+        }
+        struck
+    }
+
+    /// Ends every model fault still in force (watch-cache lags, pull failures): the harness's
+    /// heal. Only components that are up hear it; a crash ended theirs already.
+    pub fn heal_model_faults(&mut self) {
+        let servers = self.api_servers.iter().copied().filter(|&id| self.sim.component::<ApiServer>(id).is_some());
+        let kubelets = self.kubelets.iter().copied().filter(|&id| self.sim.component::<Kubelet>(id).is_some());
+        let targets: Vec<ComponentId> = servers.chain(kubelets).collect();
+        for id in targets {
+            self.sim.inject(id, Msg::Inject(InjectedFault::Heal));
+        }
     }
 
     /// Traffic source `source` now sends one request per `interval`, or stops (`None`). A source

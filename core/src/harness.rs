@@ -62,6 +62,45 @@ pub enum ModelFault {
     /// etcd compacts its history up to its current revision at once, so every watch that has not
     /// caught up gets 410 Gone and its informer relists.
     CompactNow,
+    /// The watch cache of the API server on machine `server` (`control-plane-<i>`) stops applying
+    /// etcd's events for `duration`: it serves stale reads and stale watches meanwhile, then
+    /// applies everything it held back at once (a slow apiserver under load).
+    WatchCacheLag {
+        server: String,
+        #[serde(with = "kubedst_sim::serde_duration")]
+        duration: Duration,
+    },
+    /// One running container on `node` crashes (exit code 1) as an app bug would make it; the
+    /// kubelet restarts it per the pod's restartPolicy with its back-off. `nth` picks the
+    /// container among those running, in (pod uid, container) order, modulo their number.
+    ContainerCrash { node: String, nth: u32 },
+    /// Every pull of `image` that starts within `duration` fails (a registry outage) on every
+    /// node: ErrImagePull, then ImagePullBackOff until a retry after the outage succeeds.
+    PullFailure {
+        image: String,
+        #[serde(with = "kubedst_sim::serde_duration")]
+        duration: Duration,
+    },
+}
+
+impl ModelFault {
+    /// The name under which [`RunReport::faults_fired`] counts the fault.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            ModelFault::CompactNow => "compact_now",
+            ModelFault::WatchCacheLag { .. } => "watch_cache_lag",
+            ModelFault::ContainerCrash { .. } => "container_crash",
+            ModelFault::PullFailure { .. } => "pull_failure",
+        }
+    }
+
+    /// How long the fault lasts, for faults that end by themselves.
+    pub fn duration(&self) -> Option<Duration> {
+        match self {
+            ModelFault::WatchCacheLag { duration, .. } | ModelFault::PullFailure { duration, .. } => Some(*duration),
+            ModelFault::CompactNow | ModelFault::ContainerCrash { .. } => None,
+        }
+    }
 }
 
 /// A model fault at a virtual time.
@@ -255,11 +294,12 @@ impl Harness {
         match step {
             Step::Action(action) => self.act(action),
             Step::Fault(fault) => {
-                let name = match &fault {
-                    ModelFault::CompactNow => "compact_now",
-                };
+                let name = fault.kind_name();
                 let struck = match fault {
                     ModelFault::CompactNow => self.cluster.compact_now(),
+                    ModelFault::WatchCacheLag { server, duration } => self.cluster.lag_watch_cache(&server, duration),
+                    ModelFault::ContainerCrash { node, nth } => self.cluster.crash_container(&node, nth),
+                    ModelFault::PullFailure { image, duration } => self.cluster.fail_pulls(&image, duration),
                 };
                 if struck {
                     *self.model_faults_fired.entry(name.to_string()).or_insert(0) += 1;
@@ -379,6 +419,11 @@ impl Harness {
     /// Ends every fault.
     pub fn heal(&mut self) {
         self.cluster.sim.end_fault_phase();
+        // Model faults with a duration end too; runs that had none send nothing, so their traces
+        // stay as they were.
+        if self.spec.faults.model.iter().any(|timed| timed.fault.duration().is_some()) {
+            self.cluster.heal_model_faults();
+        }
     }
 
     /// The liveness phase: runs until the cluster has converged or the bound passes. Returns

@@ -21,6 +21,7 @@ pub mod kubelet_logic;
 pub mod leader;
 pub mod manifest;
 pub mod metrics;
+pub mod mutants;
 pub mod node;
 pub mod objects;
 pub mod proxy;

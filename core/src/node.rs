@@ -4,7 +4,7 @@
 //! Ground truth lives here: the runtime knows which containers really run and serve, and the
 //! traffic log knows which requests really succeeded.
 
-use crate::api::{ApiOk, ApiRequest, HttpOutcome, HttpRequest, Msg, ObjectKey, Timer};
+use crate::api::{ApiOk, ApiRequest, HttpOutcome, HttpRequest, InjectedFault, Msg, ObjectKey, Timer};
 use crate::cache::Cache;
 use crate::client::{ApiClient, Informer, InformerOutcome};
 use crate::kubelet_logic::{PodIpPool, PodWorkers};
@@ -333,6 +333,26 @@ impl Component<Msg, Timer> for Kubelet {
                 }
                 ctx.set_timer(LEASE_RENEW_INTERVAL, Timer::Tick("kubelet-lease"));
                 ctx.set_timer(NODE_STATUS_REPORT_INTERVAL, Timer::Tick("kubelet-node-status"));
+                return;
+            }
+            Input::Message { msg: Msg::Inject(fault), .. } => {
+                let now_ns = ctx.now().as_nanos();
+                match fault {
+                    InjectedFault::ContainerCrash { nth } => {
+                        let running = self.runtime.running_containers(now_ns);
+                        if !running.is_empty() {
+                            let (uid, name) = &running[*nth as usize % running.len()];
+                            self.runtime.crash_container(uid, name, now_ns);
+                        }
+                    }
+                    InjectedFault::PullFailure { image, duration } => {
+                        self.runtime.fail_pulls(image, now_ns.saturating_add(duration.as_nanos() as u64));
+                    }
+                    InjectedFault::Heal => self.runtime.clear_pull_failures(),
+                    InjectedFault::WatchCacheLag { .. } => {}
+                }
+                // The pod workers notice a change of the runtime only when they sync.
+                self.sync_pods(ctx);
                 return;
             }
             Input::Request { reply, msg: Msg::Http(request) } => {

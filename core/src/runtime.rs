@@ -254,6 +254,8 @@ struct RuntimeContainer {
     fault: AppFault,
     /// Whether `AppReady` was reported for the current run.
     ready_reported: bool,
+    /// The pull in progress started during an injected registry outage and will fail.
+    pull_doomed: bool,
 }
 
 impl RuntimeContainer {
@@ -327,7 +329,7 @@ impl RuntimeContainer {
             }
         }
         match self.state {
-            ContainerRunState::Pulling { .. } if self.behavior.pull_fails => {
+            ContainerRunState::Pulling { .. } if self.behavior.pull_fails || self.pull_doomed => {
                 self.state = ContainerRunState::PullFailed { at_ns };
                 RuntimeEventKind::PullFailed { container: name }
             }
@@ -372,10 +374,12 @@ impl RuntimeContainer {
         }
     }
 
-    /// Starts a new run of the container: pull if the image is not on the node, else create.
-    fn begin(&mut self, now_ns: u64, images: &BTreeSet<String>) {
+    /// Starts a new run of the container: pull if the image is not on the node, else create. A
+    /// pull that starts while `failing_pulls` says its image's registry is out will fail.
+    fn begin(&mut self, now_ns: u64, images: &BTreeSet<String>, failing_pulls: &BTreeMap<String, u64>) {
         self.fault = AppFault::None;
         self.ready_reported = false;
+        self.pull_doomed = failing_pulls.get(&self.image).is_some_and(|until_ns| now_ns < *until_ns);
         self.state = if images.contains(&self.image) {
             ContainerRunState::Starting { running_at_ns: now_ns.saturating_add(self.behavior.start_latency_ns) }
         } else {
@@ -430,6 +434,8 @@ pub struct ContainerRuntime {
     pending_events: Vec<RuntimeEvent>,
     /// The last version handed to a pod: versions never repeat, even for a re-created uid.
     last_version: u64,
+    /// Injected registry outages: pulls of these images that start before the time fail.
+    failing_pulls: BTreeMap<String, u64>,
 }
 
 impl ContainerRuntime {
@@ -460,8 +466,9 @@ impl ContainerRuntime {
                     },
                     fault: AppFault::None,
                     ready_reported: false,
+                    pull_doomed: false,
                 };
-                record.begin(now_ns, &self.images);
+                record.begin(now_ns, &self.images, &self.failing_pulls);
                 record
             })
             .collect();
@@ -497,7 +504,7 @@ impl ContainerRuntime {
                 self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
             }
         }
-        container.begin(now_ns, &self.images);
+        container.begin(now_ns, &self.images, &self.failing_pulls);
         true
     }
 
@@ -566,6 +573,59 @@ impl ContainerRuntime {
     /// Forgets the pod (its sandbox and IP); whatever still ran is gone without events.
     pub fn remove_pod(&mut self, uid: &str) {
         self.pods.remove(uid);
+    }
+
+    /// Every container whose process runs now in a pod not being stopped, as (pod uid, container
+    /// name) in uid order: the candidates of an injected crash.
+    pub fn running_containers(&self, now_ns: u64) -> Vec<(String, String)> {
+        let mut running = Vec::new();
+        for (uid, pod) in &self.pods {
+            if pod.stopping {
+                continue;
+            }
+            for container in &pod.containers {
+                if matches!(container.at(now_ns).state, ContainerRunState::Running { .. }) {
+                    running.push((uid.clone(), container.name.clone()));
+                }
+            }
+        }
+        running
+    }
+
+    /// The running container crashes now, exit code 1, as an app bug would make it (an injected
+    /// fault). False if it does not run.
+    pub fn crash_container(&mut self, uid: &str, name: &str, now_ns: u64) -> bool {
+        let Some(pod) = self.pods.get_mut(uid) else { return false };
+        let Some(container) = pod.containers.iter_mut().find(|c| c.name == name) else { return false };
+        // Transitions due by now happen first, so that the crash strikes the current state.
+        while let Some(at) = container.next_transition_ns().filter(|at| *at <= now_ns) {
+            let kind = container.step(at, &mut self.images);
+            self.pending_events.push(RuntimeEvent { at_ns: at, uid: uid.to_string(), kind });
+        }
+        let ContainerRunState::Running { started_at_ns } = container.state else { return false };
+        container.state = ContainerRunState::Exited {
+            exit_code: 1,
+            started_at_ns: Some(started_at_ns),
+            finished_at_ns: now_ns,
+            cause: ExitCause::OnItsOwn,
+        };
+        let kind = RuntimeEventKind::Exited { container: name.to_string(), exit_code: 1, cause: ExitCause::OnItsOwn };
+        self.pending_events.push(RuntimeEvent { at_ns: now_ns, uid: uid.to_string(), kind });
+        self.last_version += 1;
+        pod.version = self.last_version;
+        true
+    }
+
+    /// Pulls of `image` that start before `until_ns` fail (an injected registry outage).
+    pub fn fail_pulls(&mut self, image: &str, until_ns: u64) {
+        let until = self.failing_pulls.entry(image.to_string()).or_insert(0);
+        *until = (*until).max(until_ns);
+    }
+
+    /// Ends every injected registry outage (pulls already doomed still fail; the kubelet's retry
+    /// then succeeds).
+    pub fn clear_pull_failures(&mut self) {
+        self.failing_pulls.clear();
     }
 
     /// Sets or clears an injected app fault; false if there is no such container.

@@ -1,1 +1,13 @@
 //! kubedst-scenarios: the scenario format, the built-in scenarios, fault profiles and generators.
+//!
+//! [`Scenario`] is the entry point: [`Scenario::load`] a file, [`Scenario::parse`] text or take a
+//! [`Scenario::builtin`], then [`Scenario::to_run_spec`] for a seed and run it with
+//! [`Scenario::run_spec`] (which holds the cluster to the scenario's invariants) or
+//! `kubedst_core::harness::run`.
+
+pub mod format;
+pub mod generators;
+pub mod profiles;
+pub mod scenario;
+
+pub use scenario::{builtin_names, invariant_names, parse_fault_plan, profile_names, Scenario, ScenarioError};

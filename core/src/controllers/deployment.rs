@@ -236,12 +236,20 @@ impl WorkingSet {
 /// revision annotation (upstream writes it with the status; our status write carries status only).
 /// Rollbacks are done client side by [`rollback_request`], as `kubectl rollout undo` does.
 #[derive(Clone, Debug, Default)]
-pub struct DeploymentController {}
+pub struct DeploymentController {
+    mutants: crate::mutants::Mutants,
+}
 
 impl DeploymentController {
     /// A controller with no state yet: no expectations, assumptions or backoffs.
     pub fn new() -> DeploymentController {
         DeploymentController::default()
+    }
+
+    /// The controller with deliberate bugs switched on (negative controls).
+    pub fn with_mutants(mut self, mutants: crate::mutants::Mutants) -> DeploymentController {
+        self.mutants = mutants;
+        self
     }
 
     fn deployment_key_of(meta: &ObjectMeta, namespace: &str) -> Option<ObjectKey> {
@@ -312,7 +320,7 @@ impl Reconciler for DeploymentController {
     fn reconcile(&mut self, key: &ObjectKey, cache: &Cache, ctx: &mut ReconcileContext<'_>) -> Reconcile {
         let Some(object) = cache.get(key) else { return Reconcile::done() };
         let Object::Deployment(deployment) = &**object else { return Reconcile::done() };
-        match sync_deployment(deployment, cache, ctx.now_ns) {
+        match sync_deployment(deployment, cache, ctx.now_ns, self.mutants) {
             Ok(result) => result,
             // Only a malformed maxSurge/maxUnavailable gets here; validation rejects those, so
             // there is nothing to retry.
@@ -321,7 +329,12 @@ impl Reconciler for DeploymentController {
     }
 }
 
-fn sync_deployment(deployment: &Deployment, cache: &Cache, now_ns: u64) -> Result<Reconcile, String> {
+fn sync_deployment(
+    deployment: &Deployment,
+    cache: &Cache,
+    now_ns: u64,
+    mutants: crate::mutants::Mutants,
+) -> Result<Reconcile, String> {
     let mut result = Reconcile::done();
     if deployment.spec.selector.is_empty() {
         // Upstream refuses to act on a Deployment that would select every pod.
@@ -393,7 +406,7 @@ fn sync_deployment(deployment: &Deployment, cache: &Cache, now_ns: u64) -> Resul
                 rollout_recreate(deployment, cache, &mut work, &mut base, &mut plan, replicas, max_surge, now_ns)?
             }
             rules_deployment::DeploymentStrategy::RollingUpdate { .. } => {
-                rollout_rolling(deployment, &mut work, &mut base, &mut plan, replicas, max_surge, &strategy, now_ns)?
+                rollout_rolling(deployment, &mut work, &mut base, &mut plan, replicas, max_surge, &strategy, now_ns, mutants)?
             }
         }
     }
@@ -592,6 +605,7 @@ fn rollout_rolling(
     max_surge: i32,
     strategy: &rules_deployment::DeploymentStrategy,
     now_ns: u64,
+    mutants: crate::mutants::Mutants,
 ) -> Result<(), String> {
     let Some(new_index) = work.new_index else {
         return create_new_replica_set(deployment, work, base, plan, max_surge, now_ns);
@@ -604,7 +618,20 @@ fn rollout_rolling(
             return Ok(());
         }
     }
-    let decisions = rules_deployment::reconcile_old_replica_sets(replicas, strategy, &work.infos(), new_index)
+    let ignoring;
+    let old_strategy = match strategy {
+        rules_deployment::DeploymentStrategy::RollingUpdate { max_surge, .. }
+            if mutants.contains(crate::mutants::Mutant::DeploymentIgnoresMaxUnavailable) =>
+        {
+            ignoring = rules_deployment::DeploymentStrategy::RollingUpdate {
+                max_surge: max_surge.clone(),
+                max_unavailable: IntOrPercent::percent(100),
+            };
+            &ignoring
+        }
+        _ => strategy,
+    };
+    let decisions = rules_deployment::reconcile_old_replica_sets(replicas, old_strategy, &work.infos(), new_index)
         .map_err(map_rules_error)?;
     if work.apply(&decisions, replicas, max_surge) {
         return Ok(());

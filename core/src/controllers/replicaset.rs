@@ -74,12 +74,19 @@ struct SlowStart {
 pub struct ReplicaSetController {
     expectations: BTreeMap<ObjectKey, Expectations>,
     slow_starts: BTreeMap<ObjectKey, SlowStart>,
+    mutants: crate::mutants::Mutants,
 }
 
 impl ReplicaSetController {
     /// A controller with no state yet: no expectations, assumptions or backoffs.
     pub fn new() -> ReplicaSetController {
         ReplicaSetController::default()
+    }
+
+    /// The controller with deliberate bugs switched on (negative controls).
+    pub fn with_mutants(mut self, mutants: crate::mutants::Mutants) -> ReplicaSetController {
+        self.mutants = mutants;
+        self
     }
 
     /// The expectations recorded for a ReplicaSet, for tests and liveness reports.
@@ -89,6 +96,9 @@ impl ReplicaSetController {
 
     /// `SatisfiedExpectations`: no record, fulfilled, or older than five minutes.
     pub fn satisfied_expectations(&self, key: &ObjectKey, now_ns: u64) -> bool {
+        if self.mutants.contains(crate::mutants::Mutant::ReplicaSetIgnoresExpectations) {
+            return true;
+        }
         match self.expectations.get(key) {
             None => true,
             Some(expectations) => {
