@@ -150,6 +150,14 @@ pub struct ClusterShape {
     pub max_lost_nodes: usize,
     /// The link every link starts as; chaos is added on top of it.
     pub base_link: LinkConfig,
+    /// Whether link chaos may strike links between two worker nodes: the pod network that
+    /// Service traffic rides. Off, chaos between two nodes is moved to a control-plane link, for
+    /// suites that hold the data path out of the fault (a lost request there is a lost request).
+    pub chaos_between_nodes: bool,
+    /// Machines whose clocks the clock-skew class may change: the control plane and the nodes by
+    /// default (etcd's clock only drives its lease TTLs, which nothing in the model relies on
+    /// across a skew).
+    pub clock_machines: Vec<String>,
 }
 
 impl ClusterShape {
@@ -168,7 +176,15 @@ impl ClusterShape {
             max_faults: 4,
             max_lost_nodes: 1,
             base_link: config.sim.link,
+            chaos_between_nodes: true,
+            clock_machines: Vec::new(),
         }
+        .with_default_clock_machines()
+    }
+
+    fn with_default_clock_machines(mut self) -> ClusterShape {
+        self.clock_machines = self.control_plane.iter().chain(&self.nodes).cloned().collect();
+        self
     }
 
     pub fn with_images(mut self, images: &[&str]) -> ClusterShape {
@@ -178,6 +194,11 @@ impl ClusterShape {
 
     pub fn with_window_start(mut self, window_start: Duration) -> ClusterShape {
         self.window_start = window_start;
+        self
+    }
+
+    pub fn without_chaos_between_nodes(mut self) -> ClusterShape {
+        self.chaos_between_nodes = false;
         self
     }
 
@@ -194,10 +215,19 @@ impl ClusterShape {
             .collect()
     }
 
-    /// Machines whose clocks may be skewed: the control plane and the nodes (etcd's clock only
-    /// drives its lease TTLs, which nothing in the model relies on across a skew).
+    /// Skews only the control plane's clocks.
+    pub fn with_clock_skew_on_control_plane_only(mut self) -> ClusterShape {
+        self.clock_machines = self.control_plane.clone();
+        self
+    }
+
     fn clock_machines(&self) -> Vec<&str> {
-        self.control_plane.iter().chain(&self.nodes).map(String::as_str).collect()
+        let machines: Vec<&str> = self.clock_machines.iter().map(String::as_str).collect();
+        if machines.is_empty() {
+            self.control_plane.iter().map(String::as_str).collect()
+        } else {
+            machines
+        }
     }
 
     fn window_ms(&self) -> (u64, u64) {
@@ -650,6 +680,11 @@ pub fn plan_from_draws(shape: &ClusterShape, draws: &[FaultDraw]) -> FaultPlan {
                 let mut to_index = *to % machines.len();
                 if machines[to_index] == from_machine {
                     to_index = (to_index + 1) % machines.len();
+                }
+                let is_node = |name: &str| shape.nodes.iter().any(|node| node == name);
+                if !shape.chaos_between_nodes && is_node(&from_machine) && is_node(machines[to_index]) {
+                    // Etcd is first, the control plane next: index 1.. are control-plane machines.
+                    to_index = 1 + *to % shape.control_plane.len();
                 }
                 let mut link = shape.base_link;
                 link.loss = Ratio::new((*loss_permille).min(1000), 1000);

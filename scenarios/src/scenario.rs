@@ -967,7 +967,9 @@ fn behavior_of(section: &ImageSection) -> ImageBehavior {
     if let Some(span) = section.sigterm_exit_after {
         behavior.sigterm_exit_after_ns = nanos(span);
     }
-    behavior.cpu_millicores_per_request = section.cpu_millicores_per_request;
+    if let Some(cost) = section.cpu_millicores_per_request {
+        behavior.cpu_millicores_per_request = cost;
+    }
     behavior
 }
 

@@ -405,9 +405,9 @@ fn sync_deployment(
             rules_deployment::DeploymentStrategy::Recreate => {
                 rollout_recreate(deployment, cache, &mut work, &mut base, &mut plan, replicas, max_surge, now_ns)?
             }
-            rules_deployment::DeploymentStrategy::RollingUpdate { .. } => {
-                rollout_rolling(deployment, &mut work, &mut base, &mut plan, replicas, max_surge, &strategy, now_ns, mutants)?
-            }
+            rules_deployment::DeploymentStrategy::RollingUpdate { .. } => rollout_rolling(
+                deployment, &mut work, &mut base, &mut plan, replicas, max_surge, &strategy, now_ns, mutants,
+            )?,
         }
     }
     finish(deployment, &work, base, &plan, now_ns, &mut result)?;
