@@ -136,6 +136,11 @@ impl Kubelet {
         &self.config.name
     }
 
+    /// The kubelet's informers (for the watch checker's counters).
+    pub fn informers(&self) -> &[Informer] {
+        &self.informers
+    }
+
     fn call(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, request: ApiRequest, what: KubeletCall) {
         let id = self.client.send(ctx, request);
         self.calls.insert(id, what);
@@ -340,6 +345,11 @@ impl KubeProxy {
         &self.table
     }
 
+    /// The proxy's informers (for the watch checker's counters).
+    pub fn informers(&self) -> &[Informer] {
+        &self.informers
+    }
+
     fn route(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, reply: ReplyTo, mut request: HttpRequest) {
         let Some((pod_ip, node)) = self.table.route_with_node(&request.service, ctx.rng()) else {
             let msg = Msg::HttpResult { id: request.id, outcome: HttpOutcome::NoEndpoints, pod_ip: String::new() };
@@ -406,6 +416,11 @@ pub struct Dns {
 impl Dns {
     pub fn new(api_servers: Vec<ComponentId>) -> Dns {
         Dns { client: ApiClient::new(api_servers), informer: Informer::new(0, Kind::Service), cache: Cache::new() }
+    }
+
+    /// The DNS server's informer (for the watch checker's counters).
+    pub fn informers(&self) -> &[Informer] {
+        std::slice::from_ref(&self.informer)
     }
 }
 
