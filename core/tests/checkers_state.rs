@@ -99,8 +99,10 @@ fn rollout_history() -> Vec<Change> {
 fn canary_a_rollout_that_drops_below_max_unavailable_is_caught() {
     let cluster = idle_cluster();
     let mut checker = RolloutAvailability::default();
-    let violations: Vec<Violation> =
-        rollout_history().iter().flat_map(|change| feed(&mut checker, &cluster, &FaultLog::default(), change)).collect();
+    let violations: Vec<Violation> = rollout_history()
+        .iter()
+        .flat_map(|change| feed(&mut checker, &cluster, &FaultLog::default(), change))
+        .collect();
     assert_eq!(violations.len(), 1, "{violations:?}");
     assert_eq!(
         violations[0].message,
@@ -274,7 +276,10 @@ fn canary_two_leaders_of_one_lease_are_caught() {
         assert!(checkers.exercised()["one-leader-per-lease"] > 1_000);
         if overlaps {
             let message = &checkers.violations[0].message;
-            assert!(message.starts_with("lease kube-system/kube-controller-manager has 2 acting leaders: "), "{message}");
+            assert!(
+                message.starts_with("lease kube-system/kube-controller-manager has 2 acting leaders: "),
+                "{message}"
+            );
         }
     }
 }
@@ -331,7 +336,8 @@ metadata:
     assert!(pending.contains("replicaset default/big-"), "{pending}");
     assert!(pending.contains("job default/forever: 0/1 completions succeeded, 1 active"), "{pending}");
     assert!(
-        pending.contains("ConfigMap default/orphan: its owner Deployment gone (uid no-such-uid) is gone, yet it remains"),
+        pending
+            .contains("ConfigMap default/orphan: its owner Deployment gone (uid no-such-uid) is gone, yet it remains"),
         "{pending}"
     );
     let invariants: std::collections::BTreeSet<&str> =

@@ -155,7 +155,11 @@ impl Snapshot<'_> {
         })
     }
 
-    fn selected<'s>(&'s self, namespace: &'s Option<String>, selects: impl Fn(&StringMap) -> bool + 's) -> impl Iterator<Item = &'s Pod> + 's {
+    fn selected<'s>(
+        &'s self,
+        namespace: &'s Option<String>,
+        selects: impl Fn(&StringMap) -> bool + 's,
+    ) -> impl Iterator<Item = &'s Pod> + 's {
         let namespace = namespace.as_deref().unwrap_or("default");
         self.pods()
             .filter(move |pod| pod.metadata.namespace.as_deref().unwrap_or("default") == namespace)
@@ -204,7 +208,8 @@ pub fn unmet_promises(cluster: &Cluster) -> Vec<Unmet> {
         };
         let (mut ready, mut other) = (0, 0);
         let mut lines = Vec::new();
-        for pod in snapshot.selected(&deployment.metadata.namespace, |labels| deployment.spec.selector.matches(labels)) {
+        for pod in snapshot.selected(&deployment.metadata.namespace, |labels| deployment.spec.selector.matches(labels))
+        {
             if !snapshot.counts(pod) {
                 continue;
             }
@@ -337,11 +342,17 @@ pub fn unmet_promises(cluster: &Cluster) -> Vec<Unmet> {
         let condition = |kind: &str| job.status.conditions.iter().find(|condition| condition.is_true(kind));
         if let Some(failed) = condition("Failed") {
             let reason = failed.reason.clone().unwrap_or_else(|| "Failed".into());
-            push("jobs-complete", format!("job {name}: failed ({reason}) with {}/{completions} successes", job.status.succeeded));
+            push(
+                "jobs-complete",
+                format!("job {name}: failed ({reason}) with {}/{completions} successes", job.status.succeeded),
+            );
         } else if condition("Complete").is_none() || job.status.succeeded != completions {
             push(
                 "jobs-complete",
-                format!("job {name}: {}/{completions} completions succeeded, {} active", job.status.succeeded, job.status.active),
+                format!(
+                    "job {name}: {}/{completions} completions succeeded, {} active",
+                    job.status.succeeded, job.status.active
+                ),
             );
         }
     }

@@ -13,8 +13,8 @@
 //! fault and excused until the Deployment is fully available again; any other loss, while the
 //! available pods plus the excused ones are below the floor, is a violation.
 
-use super::{Cadence, Change, Checker, Label, Violation, World};
 use super::faults::Harm;
+use super::{Cadence, Change, Checker, Label, Violation, World};
 use crate::objects::{LabelSelector, Object, StringMap};
 use crate::rules::pod::is_pod_available;
 use std::collections::BTreeMap;

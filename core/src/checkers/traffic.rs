@@ -67,10 +67,8 @@ impl ZeroDowntime {
             let behind = deployment.namespace == namespace
                 && !selector.is_empty()
                 && selector.iter().all(|(key, value)| deployment.template_labels.get(key) == Some(value));
-            let overlaps = deployment
-                .rollouts
-                .iter()
-                .any(|(start, end)| *start <= to_ns && end.is_none_or(|end| from_ns <= end));
+            let overlaps =
+                deployment.rollouts.iter().any(|(start, end)| *start <= to_ns && end.is_none_or(|end| from_ns <= end));
             (behind && overlaps).then(|| format!("{}/{}", deployment.namespace, deployment.name))
         })
     }

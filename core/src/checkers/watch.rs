@@ -35,7 +35,11 @@ impl WatchInOrder {
     fn counters(world: &World<'_>, id: ComponentId) -> Option<(u64, u64, &'static str)> {
         let sim = &world.cluster.sim;
         if let Some(server) = sim.component::<ApiServer>(id) {
-            return Some((server.watch_cache_events, server.watch_cache_gaps, "watch-cache event that skipped one of its key"));
+            return Some((
+                server.watch_cache_events,
+                server.watch_cache_gaps,
+                "watch-cache event that skipped one of its key",
+            ));
         }
         let informers = if let Some(host) = sim.component::<ControllerHost>(id) {
             host.informers()
@@ -89,7 +93,8 @@ impl Checker for WatchInOrder {
             };
             let (seen_events, seen_bad) = self.last.get(&id).copied().unwrap_or((0, 0));
             // Counters below the last look belong to a restarted component.
-            let (seen_events, seen_bad) = if events < seen_events || bad < seen_bad { (0, 0) } else { (seen_events, seen_bad) };
+            let (seen_events, seen_bad) =
+                if events < seen_events || bad < seen_bad { (0, 0) } else { (seen_events, seen_bad) };
             self.judged += events - seen_events;
             if bad > seen_bad {
                 violations.push(Violation {
