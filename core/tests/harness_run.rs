@@ -116,3 +116,19 @@ fn a_cluster_that_cannot_converge_fails_and_says_what_is_pending() {
         report.pending
     );
 }
+
+#[test]
+fn a_rollout_under_a_node_loss_loses_only_requests_to_the_lost_node_and_replaces_its_pods() {
+    let faults = FaultPlan {
+        engine: FaultSchedule::new(vec![TimedFault {
+            at: Duration::from_secs(31),
+            fault: Fault::Lose { machine: "node-2".into() },
+        }]),
+        model: Vec::new(),
+    };
+    let report = run(spec(11, faults, Duration::from_secs(900))).unwrap();
+    assert_eq!(report.verdict, Verdict::Pass, "{:#?} {:?}", report.violations, report.pending);
+    assert_eq!(report.faults_fired.get("lose"), Some(&1));
+    assert!(report.exercised["zero-downtime"] > 100, "{:?}", report.exercised);
+    assert!(report.exercised["rollout-availability"] > 0, "{:?}", report.exercised);
+}
