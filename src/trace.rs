@@ -106,7 +106,7 @@ impl TraceSink {
 
     /// The observer the harness feeds with every committed write.
     pub fn checker(&self) -> Box<dyn Checker> {
-        Box::new(TraceObserver { shared: self.shared.clone() })
+        Box::new(TraceObserver { shared: self.shared.clone(), seen: 0 })
     }
 
     /// Writes what remains, flushes and renames the file into place.
@@ -145,6 +145,8 @@ fn action_name(action: &Action) -> &'static str {
 /// violation.
 struct TraceObserver {
     shared: Rc<RefCell<TraceWriter>>,
+    /// Writes turned into lines.
+    seen: u64,
 }
 
 impl Checker for TraceObserver {
@@ -156,7 +158,12 @@ impl Checker for TraceObserver {
         Label::Always
     }
 
+    fn exercised(&self) -> u64 {
+        self.seen
+    }
+
     fn observe(&mut self, change: &Change) -> Vec<Violation> {
+        self.seen += 1;
         let mut writer = self.shared.borrow_mut();
         writer.planned_until(change.at_ns);
         let verb = match (&change.previous, &change.object) {

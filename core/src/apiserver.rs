@@ -162,6 +162,12 @@ pub struct ApiServer {
     /// Counters for reports.
     pub requests_served: u64,
     pub watches_gone: u64,
+    /// The watch checker's ground truth: etcd events applied to the watch cache, and how many of
+    /// them did not follow on from what the cache held for their key (the event's previous value
+    /// was not the cached one: an event of that key was skipped) or came with a lower revision
+    /// than one applied before.
+    pub watch_cache_events: u64,
+    pub watch_cache_gaps: u64,
 }
 
 impl ApiServer {
@@ -180,6 +186,8 @@ impl ApiServer {
             held_events: Vec::new(),
             requests_served: 0,
             watches_gone: 0,
+            watch_cache_events: 0,
+            watch_cache_gaps: 0,
         }
     }
 
@@ -598,6 +606,14 @@ impl ApiServer {
         for event in events {
             if event.revision <= self.revision {
                 continue;
+            }
+            // Each event must follow on from the cached value of its key: its previous value is
+            // the one the cache holds (both absent for a create).
+            self.watch_cache_events += 1;
+            let cached_revision = self.objects.get(&event.key).map(|object| resource_version_of(object));
+            let previous_revision = event.prev.as_ref().map(|object| resource_version_of(object));
+            if cached_revision != previous_revision {
+                self.watch_cache_gaps += 1;
             }
             match &event.value {
                 Some(value) => {

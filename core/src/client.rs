@@ -82,6 +82,13 @@ pub struct Informer {
     pub synced: bool,
     failures: u32,
     pub relists: u64,
+    /// The watch checker's ground truth: object events received on watches, and how many came
+    /// with a lower resourceVersion than an event before them on the same watch (out of order).
+    pub watch_events: u64,
+    pub watch_out_of_order: u64,
+    /// Whether the current watch started from a revision (a watch from 0 first replays the current
+    /// objects in key order, whose revisions are in no order).
+    ordered_watch: bool,
 }
 
 /// What an input did to an informer.
@@ -103,6 +110,9 @@ impl Informer {
             synced: false,
             failures: 0,
             relists: 0,
+            watch_events: 0,
+            watch_out_of_order: 0,
+            ordered_watch: false,
         }
     }
 
@@ -127,6 +137,7 @@ impl Informer {
             }),
         );
         self.state = InformerState::Watching { stream, resource_version };
+        self.ordered_watch = resource_version != 0;
     }
 
     fn back_off(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, relist: bool, resource_version: Revision) {
@@ -205,11 +216,17 @@ impl Informer {
                         return InformerOutcome::Events(events);
                     }
                 };
-                let new_revision = Some(new_revision);
-                if let (Some(revision), InformerState::Watching { resource_version, .. }) =
-                    (new_revision, &mut self.state)
-                {
-                    *resource_version = (*resource_version).max(revision);
+                let object_event = !matches!(event, WatchEvent::Bookmark(_));
+                if let InformerState::Watching { resource_version, .. } = &mut self.state {
+                    if object_event {
+                        self.watch_events += 1;
+                    }
+                    // A bookmark from a lagging watch cache may trail the watch's start revision
+                    // (the model does not make such a watch wait); object events never may.
+                    if object_event && self.ordered_watch && new_revision < *resource_version {
+                        self.watch_out_of_order += 1;
+                    }
+                    *resource_version = (*resource_version).max(new_revision);
                 }
                 InformerOutcome::Events(events)
             }

@@ -13,7 +13,7 @@
 //! library users share, so that a seed means the same run everywhere.
 
 use crate::api::{ApiRequest, ObjectKey, Propagation};
-use crate::checkers::{CheckerSet, Violation};
+use crate::checkers::{Cadence, CheckerSet, FaultLog, Violation, World};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::etcd::Etcd;
 use crate::objects::{Kind, Object};
@@ -169,6 +169,10 @@ pub struct RunReport {
     pub pending: Vec<String>,
     /// How many committed writes of each kind the checkers looked at.
     pub observed_writes: BTreeMap<String, u64>,
+    /// Invariant name -> how many observations of it could have failed (writes, states,
+    /// requests judged by the always-checkers; times asked, for the eventual promises). A zero
+    /// means the promise was not exercised by this run.
+    pub exercised: BTreeMap<String, u64>,
 }
 
 /// One broken invariant, as reported.
@@ -193,6 +197,13 @@ impl From<&Violation> for ViolationReport {
 pub struct Harness {
     pub cluster: Cluster,
     pub checkers: CheckerSet,
+    /// Which machines and pods the faults touched, and when: what the checkers attribute losses
+    /// to. Model faults that hit a pod or a machine record themselves here when they strike.
+    pub fault_log: FaultLog,
+    /// How many times each eventual promise was asked.
+    eventual_asked: BTreeMap<&'static str, u64>,
+    /// Whether any checker looks after every engine step.
+    every_step: bool,
     spec: RunSpec,
     /// The timeline, actions and model faults merged, in time order (stable for ties).
     timeline: Vec<(Duration, Step)>,
@@ -200,6 +211,8 @@ pub struct Harness {
     model_faults_fired: BTreeMap<String, u64>,
     errors: Vec<ViolationReport>,
     pending: Vec<String>,
+    /// The unmet eventual promises behind `pending`.
+    unmet: Vec<crate::checkers::Unmet>,
     /// The run hit its budget and cannot go on.
     stopped: bool,
 }
@@ -223,15 +236,20 @@ impl Harness {
             .chain(spec.faults.model.iter().map(|timed| (timed.at, Step::Fault(timed.fault.clone()))))
             .collect();
         timeline.sort_by_key(|(at, _)| *at);
+        let checkers = CheckerSet::new(crate::checkers::safety_checkers());
         Ok(Harness {
             cluster,
-            checkers: CheckerSet::new(crate::checkers::safety_checkers()),
+            every_step: checkers.wants_every_step(),
+            checkers,
+            fault_log: FaultLog::from_schedule(&spec.faults.engine),
+            eventual_asked: BTreeMap::new(),
             spec,
             timeline,
             next_step: 0,
             model_faults_fired: BTreeMap::new(),
             errors: Vec::new(),
             pending: Vec::new(),
+            unmet: Vec::new(),
             stopped: false,
         })
     }
@@ -274,6 +292,10 @@ impl Harness {
             if revision != last_revision {
                 last_revision = revision;
                 self.check();
+                self.inspect(Cadence::Writes, revision);
+            }
+            if self.every_step {
+                self.inspect(Cadence::EveryStep, revision);
             }
         }
     }
@@ -290,6 +312,23 @@ impl Harness {
         }
     }
 
+    /// Lets the checkers of `cadence` look at the components' state.
+    fn inspect(&mut self, cadence: Cadence, revision: crate::store::Revision) {
+        let world = World {
+            cluster: &self.cluster,
+            faults: &self.fault_log,
+            now_ns: self.cluster.sim.now().as_nanos(),
+            revision,
+        };
+        self.checkers.inspect(&world, cadence);
+    }
+
+    /// Replaces the checkers (for example with a subset, or with users' own); call before the run.
+    pub fn set_checkers(&mut self, checkers: CheckerSet) {
+        self.every_step = checkers.wants_every_step();
+        self.checkers = checkers;
+    }
+
     fn carry_out(&mut self, step: Step) {
         match step {
             Step::Action(action) => self.act(action),
@@ -298,7 +337,16 @@ impl Harness {
                 let struck = match fault {
                     ModelFault::CompactNow => self.cluster.compact_now(),
                     ModelFault::WatchCacheLag { server, duration } => self.cluster.lag_watch_cache(&server, duration),
-                    ModelFault::ContainerCrash { node, nth } => self.cluster.crash_container(&node, nth),
+                    ModelFault::ContainerCrash { node, nth } => {
+                        let struck = self.cluster.crash_container(&node, nth);
+                        if struck {
+                            // The checkers may excuse a loss on that node's pods: which container
+                            // the kubelet picks is its choice, so the fault names the node only.
+                            let at_ns = self.cluster.sim.now().as_nanos();
+                            self.fault_log.pod_fault(&node, None, "container crash", at_ns);
+                        }
+                        struck
+                    }
                     ModelFault::PullFailure { image, duration } => self.cluster.fail_pulls(&image, duration),
                 };
                 if struck {
@@ -424,6 +472,7 @@ impl Harness {
         if self.spec.faults.model.iter().any(|timed| timed.fault.duration().is_some()) {
             self.cluster.heal_model_faults();
         }
+        self.fault_log.heal(self.cluster.sim.now().as_nanos());
     }
 
     /// The liveness phase: runs until the cluster has converged or the bound passes. Returns
@@ -433,7 +482,9 @@ impl Harness {
         loop {
             let next = (self.cluster.sim.now() + Duration::from_secs(1)).min(deadline);
             self.run_to(next);
-            self.pending = self.unconverged();
+            crate::checkers::liveness::count_asked(&mut self.eventual_asked);
+            self.unmet = crate::checkers::unmet_promises(&self.cluster);
+            self.pending = self.unmet.iter().map(|unmet| unmet.message.clone()).collect();
             if self.pending.is_empty() {
                 return true;
             }
@@ -443,20 +494,15 @@ impl Harness {
         }
     }
 
-    /// What is still unmet of the eventual promises, in words; empty when converged.
-    fn unconverged(&self) -> Vec<String> {
-        crate::checkers::unconverged(&self.cluster)
-    }
-
     /// The report of the run so far.
     pub fn report(&self) -> RunReport {
         let mut violations: Vec<ViolationReport> = self.checkers.violations.iter().map(ViolationReport::from).collect();
         violations.extend(self.errors.iter().cloned());
         let now_ns = self.cluster.sim.now().as_nanos();
-        violations.extend(self.pending.iter().map(|message| ViolationReport {
-            invariant: "converges".into(),
+        violations.extend(self.unmet.iter().map(|unmet| ViolationReport {
+            invariant: unmet.invariant.into(),
             at_ns: now_ns,
-            message: message.clone(),
+            message: unmet.message.clone(),
         }));
         let mut faults_fired: BTreeMap<String, u64> = self
             .cluster
@@ -481,6 +527,13 @@ impl Harness {
                 .observed
                 .iter()
                 .map(|(kind, count)| (kind.as_str().to_string(), *count))
+                .collect(),
+            exercised: self
+                .checkers
+                .exercised()
+                .into_iter()
+                .chain(self.eventual_asked.iter().map(|(name, count)| (*name, *count)))
+                .map(|(name, count)| (name.to_string(), count))
                 .collect(),
         }
     }

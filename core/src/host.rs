@@ -125,6 +125,11 @@ impl ControllerHost {
         self.elector.as_ref().is_none_or(LeaderElector::is_leading)
     }
 
+    /// The host's informers (for the watch checker's counters).
+    pub fn informers(&self) -> &[Informer] {
+        &self.informers
+    }
+
     /// The elector, if the host runs leader election.
     pub fn elector(&self) -> Option<&LeaderElector> {
         self.elector.as_ref()

@@ -177,6 +177,11 @@ impl Kubelet {
         crate::metrics::NodeSummary { node: self.config.name.clone(), time_ns: now_ns, pods }
     }
 
+    /// The kubelet's informers (for the watch checker's counters).
+    pub fn informers(&self) -> &[Informer] {
+        &self.informers
+    }
+
     fn call(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, request: ApiRequest, what: KubeletCall) {
         let id = self.client.send(ctx, request);
         self.calls.insert(id, what);
@@ -486,6 +491,11 @@ impl KubeProxy {
         &self.table
     }
 
+    /// The proxy's informers (for the watch checker's counters).
+    pub fn informers(&self) -> &[Informer] {
+        &self.informers
+    }
+
     fn route(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, reply: ReplyTo, mut request: HttpRequest) {
         let Some((pod_ip, node)) = self.table.route_with_node(&request.service, ctx.rng()) else {
             let msg = Msg::HttpResult { id: request.id, outcome: HttpOutcome::NoEndpoints, pod_ip: String::new() };
@@ -556,6 +566,11 @@ impl Dns {
             informer: Informer::new(0, Kind::Service),
             cache: Cache::new(),
         }
+    }
+
+    /// The DNS server's informer (for the watch checker's counters).
+    pub fn informers(&self) -> &[Informer] {
+        std::slice::from_ref(&self.informer)
     }
 }
 

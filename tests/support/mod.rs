@@ -254,6 +254,8 @@ pub struct ReplicaSetNoOvershoot {
     /// Active pods by owner uid: pod uid set.
     active: BTreeMap<String, std::collections::BTreeSet<String>>,
     reported: std::collections::BTreeSet<String>,
+    /// Pod writes of ReplicaSet-owned pods judged.
+    judged: u64,
 }
 
 impl Checker for ReplicaSetNoOvershoot {
@@ -263,6 +265,10 @@ impl Checker for ReplicaSetNoOvershoot {
 
     fn label(&self) -> Label {
         Label::Always
+    }
+
+    fn exercised(&self) -> u64 {
+        self.judged
     }
 
     fn observe(&mut self, change: &Change) -> Vec<Violation> {
@@ -280,6 +286,7 @@ impl Checker for ReplicaSetNoOvershoot {
                     return Vec::new();
                 };
                 let owner_uid = owner.uid.clone();
+                self.judged += 1;
                 let active = match change.object.as_deref() {
                     Some(Object::Pod(now)) => {
                         now.metadata.deletion_timestamp_ns.is_none()

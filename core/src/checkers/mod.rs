@@ -1,12 +1,36 @@
-//! Invariant checkers over ground truth: the history of committed writes in etcd.
+//! Invariant checkers over ground truth: etcd's committed history and the components' real state.
 //!
 //! Each checker is one property, labelled always (safety) or eventually (liveness). A checker
-//! consumes [`Change`]s, one per committed write in revision order, and reports [`Violation`]s.
-//! [`HistoryFeed`] reads the changes from the etcd component's store as a run goes, so checkers see
-//! what really happened, never a component's possibly stale view. Every checker has a canary test
-//! (`core/tests/checkers.rs`) that feeds it a bad history and sees it fail.
+//! consumes [`Change`]s, one per committed write in revision order ([`Checker::observe`]), and
+//! may look at the components' state through a [`World`] ([`Checker::inspect`]): runtimes,
+//! traffic logs, leader electors, watch caches and informers, read with `Sim::component`, never
+//! through a controller's cache. [`HistoryFeed`] reads the changes from the etcd component's
+//! store as a run goes. Every checker has a canary test (`core/tests/checkers*.rs`) that feeds it
+//! a bad history or a doctored state and sees it fail, and counts its observations
+//! ([`Checker::exercised`]) so that a green run cannot hide a promise nobody checked.
+//!
+//! Files: this one holds the history checkers (a pod binds once, node capacity, revisions grow);
+//! `watch.rs` (watches see events in order without gaps), `leader.rs` (one leader per lease),
+//! `rollout.rs` (rollout availability), `traffic.rs` (zero downtime), `faults.rs` (which
+//! machines and pods a fault touched, and when: the attribution of losses) and `liveness.rs` (the
+//! eventual promises, reported in words).
+
+pub mod faults;
+pub mod leader;
+pub mod liveness;
+pub mod rollout;
+pub mod traffic;
+pub mod watch;
+
+pub use faults::{FaultLog, FAULT_ATTRIBUTION_BOUND};
+pub use leader::OneLeaderPerLease;
+pub use liveness::{unconverged, unmet_promises, Unmet};
+pub use rollout::RolloutAvailability;
+pub use traffic::ZeroDowntime;
+pub use watch::WatchInOrder;
 
 use crate::api::ObjectKey;
+use crate::cluster::Cluster;
 use crate::etcd::Etcd;
 use crate::objects::{Kind, Object};
 use crate::store::{Revision, WatchEvent};
@@ -21,6 +45,17 @@ pub enum Label {
     Always,
     /// By the end of the liveness phase (liveness).
     Eventually,
+}
+
+/// When [`Checker::inspect`] must run so that no violation can slip between two looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cadence {
+    /// Only the history matters: `inspect` is not needed.
+    History,
+    /// After every engine step that committed a write (the state it reads changes only with writes).
+    Writes,
+    /// After every engine step (the state it reads changes without writes, and may be lost in a crash).
+    EveryStep,
 }
 
 /// One committed write, as the checkers see it.
@@ -51,12 +86,37 @@ impl fmt::Display for Violation {
     }
 }
 
-/// One property over the history of writes.
+/// What a checker may look at besides the history: the cluster (its components' real state
+/// through `Sim::component`) and the faults that struck it.
+pub struct World<'a> {
+    pub cluster: &'a Cluster,
+    pub faults: &'a FaultLog,
+    /// True (engine) time, in nanoseconds.
+    pub now_ns: u64,
+    /// etcd's current revision (0 while etcd is down).
+    pub revision: Revision,
+}
+
+/// One property over the history of writes and the components' state.
 pub trait Checker {
     fn name(&self) -> &'static str;
     fn label(&self) -> Label;
     /// Looks at one committed write.
-    fn observe(&mut self, change: &Change) -> Vec<Violation>;
+    fn observe(&mut self, change: &Change) -> Vec<Violation> {
+        let _ = change;
+        Vec::new()
+    }
+    /// Looks at the components' state, at the cadence [`Checker::cadence`] asks for.
+    fn inspect(&mut self, world: &World<'_>) -> Vec<Violation> {
+        let _ = world;
+        Vec::new()
+    }
+    fn cadence(&self) -> Cadence {
+        Cadence::History
+    }
+    /// How many observations this checker made that could have failed (writes or states it
+    /// judged): zero means the property was never exercised.
+    fn exercised(&self) -> u64;
 }
 
 /// Reads the etcd component's history from where it left off.
@@ -97,11 +157,17 @@ impl HistoryFeed {
 #[derive(Debug, Default)]
 pub struct PodBindsOnce {
     bound: BTreeMap<String, String>,
+    /// Writes of bound pods judged.
+    judged: u64,
 }
 
 impl Checker for PodBindsOnce {
     fn name(&self) -> &'static str {
         "pod-binds-once"
+    }
+
+    fn exercised(&self) -> u64 {
+        self.judged
     }
 
     fn label(&self) -> Label {
@@ -131,6 +197,7 @@ impl Checker for PodBindsOnce {
             }
             return Vec::new();
         };
+        self.judged += 1;
         match self.bound.get(uid) {
             Some(first) if first != node => vec![Violation {
                 invariant: self.name(),
@@ -154,13 +221,16 @@ pub struct NodeCapacity {
     allocatable: BTreeMap<String, (u64, u64, u64)>,
     /// Pod uid -> (node, cpu millicores, memory bytes).
     pods: BTreeMap<String, (String, u64, u64)>,
+    /// Node sums judged.
+    judged: u64,
 }
 
 impl NodeCapacity {
-    fn check_node(&self, node: &str, change: &Change) -> Vec<Violation> {
+    fn check_node(&mut self, node: &str, change: &Change) -> Vec<Violation> {
         let Some(&(cpu_allocatable, memory_allocatable, pods_allocatable)) = self.allocatable.get(node) else {
             return Vec::new();
         };
+        self.judged += 1;
         let on_node: Vec<&(String, u64, u64)> = self.pods.values().filter(|(n, _, _)| n == node).collect();
         let cpu: u64 = on_node.iter().map(|(_, cpu, _)| cpu).sum();
         let memory: u64 = on_node.iter().map(|(_, _, memory)| memory).sum();
@@ -191,6 +261,10 @@ impl NodeCapacity {
 impl Checker for NodeCapacity {
     fn name(&self) -> &'static str {
         "node-capacity"
+    }
+
+    fn exercised(&self) -> u64 {
+        self.judged
     }
 
     fn label(&self) -> Label {
@@ -249,11 +323,16 @@ impl Checker for NodeCapacity {
 #[derive(Debug, Default)]
 pub struct RevisionsGrow {
     last: Revision,
+    judged: u64,
 }
 
 impl Checker for RevisionsGrow {
     fn name(&self) -> &'static str {
         "revisions-grow"
+    }
+
+    fn exercised(&self) -> u64 {
+        self.judged
     }
 
     fn label(&self) -> Label {
@@ -262,6 +341,7 @@ impl Checker for RevisionsGrow {
 
     fn observe(&mut self, change: &Change) -> Vec<Violation> {
         let mut violations = Vec::new();
+        self.judged += 1;
         // Writes of one transaction share a revision; across writes it must never go back.
         if change.revision < self.last {
             violations.push(Violation {
@@ -290,17 +370,25 @@ impl Checker for RevisionsGrow {
     }
 }
 
-/// The standard safety checkers.
+/// The standard safety checkers: every always-property.
 pub fn safety_checkers() -> Vec<Box<dyn Checker>> {
-    vec![Box::<PodBindsOnce>::default(), Box::<NodeCapacity>::default(), Box::<RevisionsGrow>::default()]
+    vec![
+        Box::<PodBindsOnce>::default(),
+        Box::<NodeCapacity>::default(),
+        Box::<RevisionsGrow>::default(),
+        Box::<WatchInOrder>::default(),
+        Box::<OneLeaderPerLease>::default(),
+        Box::<RolloutAvailability>::default(),
+        Box::<ZeroDowntime>::default(),
+    ]
 }
 
-/// Runs checkers over a feed; collects every violation.
+/// Runs checkers over a feed and the components' state; collects every violation.
 pub struct CheckerSet {
     pub checkers: Vec<Box<dyn Checker>>,
     feed: HistoryFeed,
     pub violations: Vec<Violation>,
-    /// How many writes each checker has looked at, by kind: a green run that saw no pod writes
+    /// How many writes the checkers have looked at, by kind: a green run that saw no pod writes
     /// has checked nothing about pods.
     pub observed: BTreeMap<Kind, u64>,
 }
@@ -320,45 +408,26 @@ impl CheckerSet {
         }
         Ok(())
     }
-}
 
-/// Eventually: every Deployment has exactly `spec.replicas` ready pods running its current
-/// template's images and no other pods, read from etcd. Returns what is unmet, in words; empty
-/// when converged.
-pub fn unconverged(cluster: &crate::cluster::Cluster) -> Vec<String> {
-    let pods = cluster.stored_all(Kind::Pod);
-    let mut pending = Vec::new();
-    for object in cluster.stored_all(Kind::Deployment) {
-        let Object::Deployment(deployment) = &*object else { continue };
-        if deployment.metadata.deletion_timestamp_ns.is_some() {
-            continue;
-        }
-        let want = deployment.spec.replicas.unwrap_or(1);
-        let images: Vec<&str> =
-            deployment.spec.template.spec.containers.iter().map(|container| container.image.as_str()).collect();
-        let (mut ready, mut other) = (0, 0);
-        for object in &pods {
-            let Object::Pod(pod) = &**object else { continue };
-            if pod.metadata.namespace != deployment.metadata.namespace
-                || !deployment.spec.selector.matches(&pod.metadata.labels)
-            {
-                continue;
+    /// Lets the checkers of `cadence` look at the components' state: the harness asks for
+    /// `Cadence::Writes` after a step that committed a write (after [`CheckerSet::check`]), and
+    /// for `Cadence::EveryStep` after every step.
+    pub fn inspect(&mut self, world: &World<'_>, cadence: Cadence) {
+        for checker in &mut self.checkers {
+            if checker.cadence() == cadence {
+                self.violations.extend(checker.inspect(world));
             }
-            let current =
-                pod.spec.containers.iter().map(|container| container.image.as_str()).eq(images.iter().copied());
-            if current && pod.metadata.deletion_timestamp_ns.is_none() && pod.is_ready() {
-                ready += 1;
-            } else {
-                other += 1;
-            }
-        }
-        if ready != want || other != 0 {
-            pending.push(format!(
-                "deployment {}/{}: {ready}/{want} ready pods of the current template, {other} other pods",
-                deployment.metadata.namespace.as_deref().unwrap_or("default"),
-                deployment.metadata.name
-            ));
         }
     }
-    pending
+
+    /// Whether any checker wants to look after every step (so the harness can skip the work).
+    pub fn wants_every_step(&self) -> bool {
+        self.checkers.iter().any(|checker| checker.cadence() == Cadence::EveryStep)
+    }
+
+    /// How many observations each checker made, by name: a green run with a zero here did not
+    /// exercise that promise.
+    pub fn exercised(&self) -> BTreeMap<&'static str, u64> {
+        self.checkers.iter().map(|checker| (checker.name(), checker.exercised())).collect()
+    }
 }
