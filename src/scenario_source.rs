@@ -1,0 +1,173 @@
+//! Where the sweep commands get a scenario from: a name or path on the command line, or the text
+//! embedded in a repro file. Each gives the scenario's name, its text, and a way to build the
+//! run of a seed (with an optional fault plan that replaces the one drawn from the seed).
+//!
+//! Until the scenario format lands (the `cli` branch), two stand-in built-ins exist:
+//! `standin-rollout-network-chaos`, a rolling update of 4 replicas on 3 nodes under degraded links
+//! and isolated machines drawn from the seed; and `standin-node-loss`, which loses 0 to 2 nodes for
+//! good (plus harmless pauses and a compaction) with a liveness bound too short for Kubernetes to
+//! replace the lost pods, so that seeds with a loss fail: the sweep, replay and shrink tests need
+//! failures.
+
+use kubedst_core::cluster::{ClusterConfig, TrafficConfig};
+use kubedst_core::harness::{Action, FaultPlan, ModelFault, RunSpec, TimedAction, TimedModelFault};
+use kubedst_core::manifest::load_manifests;
+use kubedst_core::objects::Object;
+use kubedst_sim::{Fault, FaultSchedule, LatencyModel, LinkConfig, Ratio, SimRng, TimedFault};
+use std::time::Duration;
+
+/// A scenario ready to run: its name, its text (for repros) and the spec builder.
+pub struct LoadedScenario {
+    pub name: String,
+    pub text: String,
+}
+
+/// The stand-ins: name and the text a repro embeds.
+const STANDINS: [(&str, &str); 2] = [
+    ("standin-rollout-network-chaos", "# kubedst stand-in scenario\nname: standin-rollout-network-chaos\n"),
+    ("standin-node-loss", "# kubedst stand-in scenario\nname: standin-node-loss\n"),
+];
+
+/// Loads a built-in by name or a scenario file by path.
+pub fn load(argument: &str) -> Result<LoadedScenario, String> {
+    if let Some((name, text)) = STANDINS.iter().find(|(name, _)| *name == argument) {
+        return Ok(LoadedScenario { name: name.to_string(), text: text.to_string() });
+    }
+    let names: Vec<&str> = STANDINS.iter().map(|(name, _)| *name).collect();
+    let text = std::fs::read_to_string(argument).map_err(|err| {
+        format!("`{argument}` is neither a built-in scenario ({}) nor a readable file: {err}", names.join(", "))
+    })?;
+    from_text(argument, &text)
+}
+
+/// A scenario from its text (as embedded in a repro).
+pub fn from_text(name: &str, text: &str) -> Result<LoadedScenario, String> {
+    if STANDINS.iter().any(|(_, standin)| *standin == text) {
+        return Ok(LoadedScenario { name: name.into(), text: text.into() });
+    }
+    Err(format!("{name}:1:1: not a scenario this kubedst knows"))
+}
+
+impl LoadedScenario {
+    /// The run of `seed`; `faults` replaces the plan drawn from the seed.
+    pub fn spec(&self, seed: u64, faults: Option<&FaultPlan>) -> Result<RunSpec, String> {
+        let mut spec = if self.text == STANDINS[1].1 { node_loss_spec(seed)? } else { standin_spec(seed)? };
+        if let Some(faults) = faults {
+            spec.faults = faults.clone();
+        }
+        Ok(spec)
+    }
+}
+
+const STANDIN_MANIFESTS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: "web:v1"
+        resources: {requests: {cpu: 100m, memory: 64Mi}}
+"#;
+
+fn standin_objects() -> Result<Vec<Object>, String> {
+    Ok(load_manifests("standin.yaml", STANDIN_MANIFESTS)
+        .map_err(|err| err.to_string())?
+        .objects
+        .into_iter()
+        .map(|loaded| loaded.object)
+        .collect())
+}
+
+fn node_loss_spec(seed: u64) -> Result<RunSpec, String> {
+    let mut cluster = ClusterConfig::standard(seed, 3);
+    cluster.traffic =
+        vec![TrafficConfig { service: "default/web".into(), node: 0, interval: Duration::from_millis(200) }];
+    let mut rng = SimRng::for_stream(seed, "standin-faults");
+    let mut faults = Vec::new();
+    for _ in 0..rng.range_inclusive(1, 3) {
+        let machine = format!("node-{}", rng.below(3));
+        let at = Duration::from_millis(rng.range_inclusive(2_000, 25_000));
+        faults.push(TimedFault { at, fault: Fault::Pause { machine, duration: Duration::from_millis(800) } });
+    }
+    for index in 0..rng.below(3) {
+        let at = Duration::from_millis(rng.range_inclusive(10_000, 20_000));
+        faults.push(TimedFault { at, fault: Fault::Lose { machine: format!("node-{index}") } });
+    }
+    let model = vec![TimedModelFault { at: Duration::from_secs(12), fault: ModelFault::CompactNow }];
+    Ok(RunSpec {
+        cluster,
+        actions: vec![
+            TimedAction { at: Duration::from_secs(1), action: Action::Apply(standin_objects()?) },
+            TimedAction {
+                at: Duration::from_secs(5),
+                action: Action::Scale {
+                    kind: kubedst_core::objects::Kind::Deployment,
+                    namespace: "default".into(),
+                    name: "web".into(),
+                    replicas: 4,
+                },
+            },
+        ],
+        faults: FaultPlan { engine: FaultSchedule::new(faults), model },
+        fault_phase: Duration::from_secs(30),
+        liveness_bound: Duration::from_secs(20),
+    })
+}
+
+fn standin_spec(seed: u64) -> Result<RunSpec, String> {
+    let mut cluster = ClusterConfig::standard(seed, 3);
+    cluster.traffic =
+        vec![TrafficConfig { service: "default/web".into(), node: 0, interval: Duration::from_millis(200) }];
+    let objects = standin_objects()?;
+    let machines = ["control-plane-0", "etcd-0", "node-0", "node-1", "node-2"];
+    let mut rng = SimRng::for_stream(seed, "standin-faults");
+    let mut faults = Vec::new();
+    for _ in 0..rng.range_inclusive(2, 6) {
+        let at = Duration::from_millis(rng.range_inclusive(5_000, 50_000));
+        let duration = Duration::from_millis(rng.range_inclusive(500, 8_000));
+        let from = rng.pick(&machines).copied().unwrap_or("node-0").to_string();
+        let to = rng.pick(&machines).copied().unwrap_or("node-1").to_string();
+        let fault = if rng.below(3) == 0 || from == to {
+            Fault::Isolate { machine: from, duration }
+        } else {
+            let link = LinkConfig {
+                latency: LatencyModel::fixed(Duration::from_millis(20)),
+                loss: Ratio::new(1, 5),
+                ..LinkConfig::default()
+            };
+            Fault::DegradeLink { from, to, link, duration }
+        };
+        faults.push(TimedFault { at, fault });
+    }
+    Ok(RunSpec {
+        cluster,
+        actions: vec![
+            TimedAction { at: Duration::from_secs(1), action: Action::Apply(objects) },
+            TimedAction {
+                at: Duration::from_secs(30),
+                action: Action::SetImage {
+                    namespace: "default".into(),
+                    deployment: "web".into(),
+                    container: "web".into(),
+                    image: "web:v2".into(),
+                },
+            },
+        ],
+        faults: FaultPlan { engine: FaultSchedule::new(faults), model: Vec::new() },
+        fault_phase: Duration::from_secs(60),
+        liveness_bound: Duration::from_secs(120),
+    })
+}
