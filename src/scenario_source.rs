@@ -122,7 +122,9 @@ fn node_loss_spec(seed: u64) -> Result<RunSpec, String> {
             },
         ],
         faults: FaultPlan { engine: FaultSchedule::new(faults), model },
-        fault_phase: Duration::from_secs(30),
+        // Long enough for the node lifecycle controller to mark a lost node's pods NotReady (its
+        // 40 s grace period), far too short for their eviction (300 s): a loss fails the run.
+        fault_phase: Duration::from_secs(70),
         liveness_bound: Duration::from_secs(20),
     })
 }
