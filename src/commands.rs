@@ -5,7 +5,7 @@
 
 use crate::scenario_source::{self, LoadedScenario};
 use clap::Args;
-use kubedst_core::harness::{run, RunReport, Verdict};
+use kubedst_core::harness::{RunReport, Verdict};
 use kubedst_scenarios::determinism::check_determinism;
 use kubedst_scenarios::repro::{apply_to_spec, read_repro, write_atomically, write_repro, Repro};
 use kubedst_scenarios::shrink::{shrink, Candidate};
@@ -126,7 +126,7 @@ fn usage_error(message: &str) -> i32 {
 
 /// One seed of a scenario, start to end.
 fn run_seed(scenario: &LoadedScenario, seed: u64) -> Result<RunReport, String> {
-    run(scenario.spec(seed, None)?)
+    scenario.run(scenario.spec(seed, None)?)
 }
 
 /// The repro file of a scenario's seed in `directory`.
@@ -144,8 +144,10 @@ pub fn repro_path(directory: &Path, scenario: &str, seed: u64) -> PathBuf {
 pub fn write_seed_repro(scenario: &LoadedScenario, seed: u64, path: &Path) -> Result<(), String> {
     let spec = scenario.spec(seed, None)?;
     let faults = spec.faults.clone();
-    let report = run(spec)?;
-    write_repro(path, &Repro::of_run(&scenario.name, &scenario.text, faults, None, &report))
+    let report = scenario.run(spec)?;
+    let mut repro = Repro::of_run(&scenario.name, &scenario.text, faults, None, &report);
+    repro.manifest_files = scenario.manifest_files.clone();
+    write_repro(path, &repro)
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
@@ -288,10 +290,10 @@ pub fn merge_command(args: &MergeArgs) -> i32 {
 
 /// A repro's scenario and its run spec, with the repro's faults and actions.
 fn repro_run(repro: &Repro) -> Result<RunReport, String> {
-    let scenario = scenario_source::from_text(&repro.scenario_name, &repro.scenario)?;
+    let scenario = scenario_source::from_text(&repro.scenario_name, &repro.scenario, &repro.manifest_files)?;
     let mut spec = scenario.spec(repro.seed, Some(&repro.faults))?;
     apply_to_spec(&mut spec, &repro.faults, repro.actions_kept.as_deref())?;
-    run(spec)
+    scenario.run(spec)
 }
 
 fn print_report(report: &RunReport) {
@@ -363,7 +365,7 @@ pub fn shrink_command(args: &ShrinkArgs) -> i32 {
     let Some(target) = sweep::primary_signature(&repro.violations) else {
         return usage_error(&format!("{}: the repro records no violation, so there is nothing to shrink", args.repro.display()));
     };
-    let scenario = match scenario_source::from_text(&repro.scenario_name, &repro.scenario) {
+    let scenario = match scenario_source::from_text(&repro.scenario_name, &repro.scenario, &repro.manifest_files) {
         Ok(scenario) => scenario,
         Err(error) => return usage_error(&error),
     };
@@ -379,7 +381,7 @@ pub fn shrink_command(args: &ShrinkArgs) -> i32 {
     let mut run_candidate = |candidate: &Candidate| -> Result<RunReport, String> {
         let mut spec = scenario.spec(repro.seed, None)?;
         apply_to_spec(&mut spec, &candidate.faults, Some(&candidate.actions_kept))?;
-        run(spec)
+        scenario.run(spec)
     };
     let shrunk = match shrink(start, &target, args.max_runs, &mut run_candidate) {
         Ok(shrunk) => shrunk,
@@ -394,8 +396,9 @@ pub fn shrink_command(args: &ShrinkArgs) -> i32 {
             None => format!("{text}.shrunk"),
         })
     });
-    let shrunk_repro =
+    let mut shrunk_repro =
         Repro::of_run(&repro.scenario_name, &repro.scenario, after.faults.clone(), actions_kept, &shrunk.report);
+    shrunk_repro.manifest_files = repro.manifest_files.clone();
     if let Err(error) = write_repro(&output, &shrunk_repro) {
         return usage_error(&error);
     }
@@ -446,7 +449,7 @@ pub fn determinism_command(args: &DeterminismArgs) -> i32 {
                 first.at += std::time::Duration::from_nanos(shift);
             }
         }
-        run(spec)
+        scenario.run(spec)
     });
     print!("{}", report.render_text());
     report.exit_code()

@@ -2,7 +2,8 @@
 //! embedded in a repro file. Each gives the scenario's name, its text, and a way to build the
 //! run of a seed (with an optional fault plan that replaces the one drawn from the seed).
 //!
-//! Until the scenario format lands (the `cli` branch), two stand-in built-ins exist:
+//! Besides the scenario format's built-ins and files, two stand-ins exist for the tests of these
+//! commands (they are not listed by `kubedst scenarios`):
 //! `standin-rollout-network-chaos`, a rolling update of 4 replicas on 3 nodes under degraded links
 //! and isolated machines drawn from the seed; and `standin-node-loss`, which loses 0 to 2 nodes for
 //! good (plus harmless pauses and a compaction) with a liveness bound too short for Kubernetes to
@@ -10,7 +11,8 @@
 //! failures.
 
 use kubedst_core::cluster::{ClusterConfig, TrafficConfig};
-use kubedst_core::harness::{Action, FaultPlan, ModelFault, RunSpec, TimedAction, TimedModelFault};
+use kubedst_core::harness::{self, Action, FaultPlan, ModelFault, RunReport, RunSpec, TimedAction, TimedModelFault};
+use kubedst_scenarios::Scenario;
 use kubedst_core::manifest::load_manifests;
 use kubedst_core::objects::Object;
 use kubedst_sim::{Fault, FaultSchedule, LatencyModel, LinkConfig, Ratio, SimRng, TimedFault};
@@ -20,6 +22,15 @@ use std::time::Duration;
 pub struct LoadedScenario {
     pub name: String,
     pub text: String,
+    /// The manifest files the scenario names, path as written and text, so a repro holds them.
+    pub manifest_files: Vec<(String, String)>,
+    kind: Kind,
+}
+
+enum Kind {
+    Scenario(Box<Scenario>),
+    /// An index into [`STANDINS`].
+    Standin(usize),
 }
 
 /// The stand-ins: name and the text a repro embeds.
@@ -28,34 +39,88 @@ const STANDINS: [(&str, &str); 2] = [
     ("standin-node-loss", "# kubedst stand-in scenario\nname: standin-node-loss\n"),
 ];
 
-/// Loads a built-in by name or a scenario file by path.
-pub fn load(argument: &str) -> Result<LoadedScenario, String> {
-    if let Some((name, text)) = STANDINS.iter().find(|(name, _)| *name == argument) {
-        return Ok(LoadedScenario { name: name.to_string(), text: text.to_string() });
+fn of_scenario(name: &str, scenario: Scenario) -> LoadedScenario {
+    LoadedScenario {
+        name: name.to_string(),
+        text: scenario.source.clone(),
+        manifest_files: scenario.manifest_files.clone(),
+        kind: Kind::Scenario(Box::new(scenario)),
     }
-    let names: Vec<&str> = STANDINS.iter().map(|(name, _)| *name).collect();
-    let text = std::fs::read_to_string(argument).map_err(|err| {
-        format!("`{argument}` is neither a built-in scenario ({}) nor a readable file: {err}", names.join(", "))
-    })?;
-    from_text(argument, &text)
 }
 
-/// A scenario from its text (as embedded in a repro).
-pub fn from_text(name: &str, text: &str) -> Result<LoadedScenario, String> {
-    if STANDINS.iter().any(|(_, standin)| *standin == text) {
-        return Ok(LoadedScenario { name: name.into(), text: text.into() });
+/// Loads a built-in by name or a scenario file by path (as `kubedst run` does).
+pub fn load(argument: &str) -> Result<LoadedScenario, String> {
+    if let Some(index) = STANDINS.iter().position(|(name, _)| *name == argument) {
+        return Ok(LoadedScenario {
+            name: argument.to_string(),
+            text: STANDINS[index].1.to_string(),
+            manifest_files: Vec::new(),
+            kind: Kind::Standin(index),
+        });
     }
-    Err(format!("{name}:1:1: not a scenario this kubedst knows"))
+    let scenario = Scenario::resolve(argument).map_err(|error| error.to_string())?;
+    Ok(of_scenario(argument, scenario))
+}
+
+/// A scenario from its text and manifest files (as embedded in a repro). Manifest files are put
+/// back next to the scenario in a private temporary directory, so relative paths resolve as they
+/// did when the repro was written.
+pub fn from_text(name: &str, text: &str, manifest_files: &[(String, String)]) -> Result<LoadedScenario, String> {
+    if let Some(index) = STANDINS.iter().position(|(_, standin)| *standin == text) {
+        return Ok(LoadedScenario {
+            name: name.to_string(),
+            text: text.to_string(),
+            manifest_files: Vec::new(),
+            kind: Kind::Standin(index),
+        });
+    }
+    if manifest_files.is_empty() {
+        let scenario = Scenario::parse(name, text).map_err(|error| format!("the repro's scenario: {error}"))?;
+        return Ok(of_scenario(name, scenario));
+    }
+    let directory = std::env::temp_dir().join(format!("kubedst-repro-{}", std::process::id()));
+    let write = |relative: &str, contents: &str| -> Result<(), String> {
+        if std::path::Path::new(relative).is_absolute() || relative.split('/').any(|part| part == "..") {
+            return Err(format!("the repro's manifest path {relative:?} leaves the scenario's directory"));
+        }
+        let path = directory.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|err| format!("{}: {err}", parent.display()))?;
+        }
+        std::fs::write(&path, contents).map_err(|err| format!("{}: {err}", path.display()))
+    };
+    for (relative, contents) in manifest_files {
+        write(relative, contents)?;
+    }
+    write("scenario.yaml", text)?;
+    let loaded = Scenario::load(directory.join("scenario.yaml")).map_err(|error| format!("the repro's scenario: {error}"));
+    let _ = std::fs::remove_dir_all(&directory);
+    let mut loaded = of_scenario(name, loaded?);
+    loaded.text = text.to_string();
+    Ok(loaded)
 }
 
 impl LoadedScenario {
     /// The run of `seed`; `faults` replaces the plan drawn from the seed.
     pub fn spec(&self, seed: u64, faults: Option<&FaultPlan>) -> Result<RunSpec, String> {
-        let mut spec = if self.text == STANDINS[1].1 { node_loss_spec(seed)? } else { standin_spec(seed)? };
-        if let Some(faults) = faults {
-            spec.faults = faults.clone();
+        match &self.kind {
+            Kind::Scenario(scenario) => scenario.to_run_spec(seed, faults.cloned()).map_err(|error| error.to_string()),
+            Kind::Standin(index) => {
+                let mut spec = if *index == 1 { node_loss_spec(seed)? } else { standin_spec(seed)? };
+                if let Some(faults) = faults {
+                    spec.faults = faults.clone();
+                }
+                Ok(spec)
+            }
         }
-        Ok(spec)
+    }
+
+    /// Runs a spec of this scenario, held to the scenario's invariants.
+    pub fn run(&self, spec: RunSpec) -> Result<RunReport, String> {
+        match &self.kind {
+            Kind::Scenario(scenario) => scenario.run_spec(spec, Vec::new()).map_err(|error| error.to_string()),
+            Kind::Standin(_) => harness::run(spec),
+        }
     }
 }
 

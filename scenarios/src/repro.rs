@@ -29,6 +29,9 @@ pub struct Repro {
     pub scenario_name: String,
     /// The whole text of the scenario file.
     pub scenario: String,
+    /// The manifest files the scenario names: path as written in the scenario, and text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifest_files: Vec<(String, String)>,
     pub seed: u64,
     /// The fault plan of the run, engine and model faults.
     pub faults: FaultPlan,
@@ -74,6 +77,7 @@ impl Repro {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             scenario_name: scenario_name.to_string(),
             scenario: scenario_text.to_string(),
+            manifest_files: Vec::new(),
             seed: report.seed,
             faults,
             actions_kept,
@@ -172,6 +176,7 @@ mod tests {
             tool_version: "0.1.0".into(),
             scenario_name: "demo".into(),
             scenario: "name: demo\n".into(),
+            manifest_files: vec![("web.yaml".into(), "kind: Service\n".into())],
             seed: 42,
             faults: FaultPlan {
                 engine: FaultSchedule::new(vec![TimedFault {
