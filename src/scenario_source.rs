@@ -5,9 +5,9 @@
 //! Besides the scenario format's built-ins and files, two stand-ins exist for the tests of these
 //! commands (they are not listed by `kubedst scenarios`):
 //! `standin-rollout-network-chaos`, a rolling update of 4 replicas on 3 nodes under degraded links
-//! and isolated machines drawn from the seed; and `standin-node-loss`, which loses 0 to 2 nodes for
-//! good (plus harmless pauses and a compaction) with a liveness bound too short for Kubernetes to
-//! replace the lost pods, so that seeds with a loss fail: the sweep, replay and shrink tests need
+//! and isolated machines drawn from the seed; and `standin-node-loss`, which on half the seeds loses
+//! every node for good (plus harmless pauses and a compaction on all seeds), so that those seeds
+//! fail: the sweep, replay and shrink tests need
 //! failures.
 
 use kubedst_core::cluster::{ClusterConfig, TrafficConfig};
@@ -167,30 +167,37 @@ fn node_loss_spec(seed: u64) -> Result<RunSpec, String> {
         let at = Duration::from_millis(rng.range_inclusive(2_000, 25_000));
         faults.push(TimedFault { at, fault: Fault::Pause { machine, duration: Duration::from_millis(800) } });
     }
-    for index in 0..rng.below(3) {
-        let at = Duration::from_millis(rng.range_inclusive(10_000, 20_000));
-        faults.push(TimedFault { at, fault: Fault::Lose { machine: format!("node-{index}") } });
+    // Half the seeds lose every node for good: nothing can run the pods again.
+    if rng.below(2) == 0 {
+        for index in 0..3 {
+            let at = Duration::from_millis(rng.range_inclusive(15_000, 20_000));
+            faults.push(TimedFault { at, fault: Fault::Lose { machine: format!("node-{index}") } });
+        }
     }
     let model = vec![TimedModelFault { at: Duration::from_secs(12), fault: ModelFault::CompactNow }];
     Ok(RunSpec {
         cluster,
         actions: vec![
             TimedAction { at: Duration::from_secs(1), action: Action::Apply(standin_objects()?) },
+            TimedAction { at: Duration::from_secs(5), action: Action::Cordon { node: "node-2".into(), unschedulable: false } },
+            // A rollout after the loss: its new pods have nowhere to run. (The old pods' Ready
+            // status stays as the lost kubelets last wrote it, so without a rollout the run
+            // would look converged.)
             TimedAction {
-                at: Duration::from_secs(5),
-                action: Action::Scale {
-                    kind: kubedst_core::objects::Kind::Deployment,
+                at: Duration::from_secs(30),
+                action: Action::SetImage {
                     namespace: "default".into(),
-                    name: "web".into(),
-                    replicas: 4,
+                    deployment: "web".into(),
+                    container: "web".into(),
+                    image: "web:v2".into(),
                 },
             },
         ],
         faults: FaultPlan { engine: FaultSchedule::new(faults), model },
-        // Long enough for the node lifecycle controller to mark a lost node's pods NotReady (its
-        // 40 s grace period), far too short for their eviction (300 s): a loss fails the run.
-        fault_phase: Duration::from_secs(70),
-        liveness_bound: Duration::from_secs(20),
+        // Long enough for the node lifecycle controller to mark the lost nodes' pods NotReady
+        // (its 40 s grace period).
+        fault_phase: Duration::from_secs(60),
+        liveness_bound: Duration::from_secs(30),
     })
 }
 
