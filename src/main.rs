@@ -4,7 +4,9 @@
 //! input (an unknown scenario, a bad file, a bad flag), 3 nondeterminism (the same seed gave two
 //! different trace hashes).
 
+mod commands;
 mod run;
+mod scenario_source;
 mod trace;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +40,20 @@ enum Command {
     Scenarios,
     /// Runs a scenario for one seed and reports the verdict.
     Run(run::RunArgs),
+    /// Runs a range of seeds in parallel (`--shard I/N`: the seeds s with s mod N == I) and
+    /// groups the failures by signature, each with its replay command and repro file.
+    Sweep(commands::SweepArgs),
+    /// Merges the `--format json` summaries of sweep shards into the summary of the whole sweep.
+    #[command(alias = "merge")]
+    SweepMerge(commands::MergeArgs),
+    /// Runs a repro file again; exit 3 if the trace hash differs from the recorded one.
+    Replay(commands::ReplayArgs),
+    /// Shrinks a repro's faults and actions to a minimal set that fails the same way.
+    Shrink(commands::ShrinkArgs),
+    /// Runs each seed twice and compares trace hashes; exit 3 on any difference.
+    CheckDeterminism(commands::DeterminismArgs),
+    /// Measures sweep throughput in seeds per second.
+    Bench(commands::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,7 +71,17 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_HELD)
         }
         Command::Run(args) => ExitCode::from(run::run(&args)),
+        Command::Sweep(args) => exit(commands::sweep_command(&args)),
+        Command::SweepMerge(args) => exit(commands::merge_command(&args)),
+        Command::Replay(args) => exit(commands::replay_command(&args)),
+        Command::Shrink(args) => exit(commands::shrink_command(&args)),
+        Command::CheckDeterminism(args) => exit(commands::determinism_command(&args)),
+        Command::Bench(args) => exit(commands::bench_command(&args)),
     }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(EXIT_BAD_INPUT))
 }
 
 fn list_scenarios() {
