@@ -146,6 +146,9 @@ spec:
       - name: web
         image: "web:v1"
         resources: {requests: {cpu: 100m, memory: 64Mi}}
+        readinessProbe:
+          httpGet: {path: /healthz, port: 8080}
+          periodSeconds: 1
 "#;
 
 fn standin_objects() -> Result<Vec<Object>, String> {
@@ -159,6 +162,11 @@ fn standin_objects() -> Result<Vec<Object>, String> {
 
 fn node_loss_spec(seed: u64) -> Result<RunSpec, String> {
     let mut cluster = ClusterConfig::standard(seed, 3);
+    // A workload built for zero downtime: a readiness probe, and an app that drains for 5 s after
+    // SIGTERM, so the proxies stop routing to a terminating pod before it exits.
+    for node in &mut cluster.nodes {
+        node.images.default.sigterm_exit_after_ns = 5_000_000_000;
+    }
     cluster.traffic =
         vec![TrafficConfig { service: "default/web".into(), node: 0, interval: Duration::from_millis(200) }];
     let mut rng = SimRng::for_stream(seed, "standin-faults");
@@ -207,6 +215,11 @@ fn node_loss_spec(seed: u64) -> Result<RunSpec, String> {
 
 fn standin_spec(seed: u64) -> Result<RunSpec, String> {
     let mut cluster = ClusterConfig::standard(seed, 3);
+    // A workload built for zero downtime: a readiness probe, and an app that drains for 5 s after
+    // SIGTERM, so the proxies stop routing to a terminating pod before it exits.
+    for node in &mut cluster.nodes {
+        node.images.default.sigterm_exit_after_ns = 5_000_000_000;
+    }
     cluster.traffic =
         vec![TrafficConfig { service: "default/web".into(), node: 0, interval: Duration::from_millis(200) }];
     let objects = standin_objects()?;

@@ -275,10 +275,14 @@ fn canary_two_leaders_of_one_lease_are_caught() {
         assert_eq!(!checkers.violations.is_empty(), overlaps, "drift {drift_ppm}: {:?}", checkers.violations);
         assert!(checkers.exercised()["one-leader-per-lease"] > 1_000);
         if overlaps {
-            let message = &checkers.violations[0].message;
+            // The drifting machine may lead the scheduler's lease too; the controller manager's
+            // overlap must be among what is caught.
             assert!(
-                message.starts_with("lease kube-system/kube-controller-manager has 2 acting leaders: "),
-                "{message}"
+                checkers.violations.iter().any(|violation| violation
+                    .message
+                    .starts_with("lease kube-system/kube-controller-manager has 2 acting leaders: ")),
+                "{:?}",
+                checkers.violations
             );
         }
     }
