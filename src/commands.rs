@@ -49,6 +49,7 @@ pub struct SweepArgs {
     /// Where repro files of failures go (one per failure group, for its first seed).
     #[arg(long, default_value = "kubedst-repros")]
     pub repro_dir: PathBuf,
+    /// Output format: a text summary, or one JSON object that `sweep-merge` reads.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Write the summary to this file (atomically) instead of stdout.
@@ -62,8 +63,10 @@ pub struct MergeArgs {
     /// Shard summaries (JSON files written by `kubedst sweep --format json`).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Also write JUnit XML of the merged sweep here (one testcase per seed).
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Output format: a text summary or one JSON object.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Write the merged summary to this file (atomically) instead of stdout.
@@ -74,7 +77,9 @@ pub struct MergeArgs {
 /// Runs a repro file again and checks that it gives the recorded trace hash.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
+    /// A repro file written by `kubedst run`, `sweep` or `shrink`.
     pub repro: PathBuf,
+    /// Output format: text, or one JSON object like `kubedst run --format json`.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -82,6 +87,7 @@ pub struct ReplayArgs {
 /// Cuts a repro's faults and actions down to a minimal set that fails the same way.
 #[derive(Args, Debug)]
 pub struct ShrinkArgs {
+    /// The repro file of a failing run.
     pub repro: PathBuf,
     /// Where the shrunk repro goes (default: REPRO with `.shrunk` before `.json`).
     #[arg(short = 'o', long = "output")]
@@ -94,9 +100,12 @@ pub struct ShrinkArgs {
 /// Runs each seed twice and compares the trace hashes.
 #[derive(Args, Debug)]
 pub struct DeterminismArgs {
+    /// A built-in scenario's name or a scenario file.
     pub scenario: String,
+    /// Seeds to check: `A..B` (B excluded) or `A..=B`.
     #[arg(long, value_parser = SeedRange::parse)]
     pub seeds: SeedRange,
+    /// Worker threads (default: every core).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Test-only: perturb every second run so the check has something to catch.
@@ -107,9 +116,12 @@ pub struct DeterminismArgs {
 /// Measures sweep throughput in seeds per second.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// A built-in scenario's name or a scenario file.
     pub scenario: String,
+    /// Seeds of each sweep: `A..B` (B excluded) or `A..=B`.
     #[arg(long, value_parser = SeedRange::parse, default_value = "0..200")]
     pub seeds: SeedRange,
+    /// Worker threads (default: every core).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// How many times to sweep the range.

@@ -13,6 +13,8 @@ use std::time::Duration;
 #[allow(clippy::disallowed_types)]
 use std::time::Instant;
 
+use kubedst_scenarios::repro::{write_repro, Repro};
+
 /// How the result is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -43,6 +45,9 @@ pub struct RunArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Where a failing run writes its repro file (for `kubedst replay` and `kubedst shrink`).
+    #[arg(long, value_name = "DIR", default_value = "kubedst-repros")]
+    pub repro_dir: PathBuf,
 }
 
 /// Runs the command; returns the exit code.
@@ -76,6 +81,7 @@ fn run_checked(args: &RunArgs) -> Result<u8, String> {
     let extra = sink.iter().map(TraceSink::checker).collect();
     #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
     let started = Instant::now();
+    let faults = spec.faults.clone();
     let report = scenario.run_spec(spec, extra).map_err(|error| error.to_string())?;
     let wall_ms = started.elapsed().as_millis();
     if let Some(sink) = sink {
@@ -84,6 +90,16 @@ fn run_checked(args: &RunArgs) -> Result<u8, String> {
     match args.format {
         OutputFormat::Json => println!("{}", json_report(&scenario, &report, wall_ms)),
         OutputFormat::Text => print_report(&scenario, args, &report, wall_ms),
+    }
+    if report.verdict == Verdict::Fail {
+        // A failure is a bug report: it is written whole (temporary file and rename) or not at all.
+        let mut repro = Repro::of_run(&args.scenario, &scenario.source, faults, None, &report);
+        repro.manifest_files = scenario.manifest_files.clone();
+        let path = crate::commands::repro_path(&args.repro_dir, &args.scenario, args.seed);
+        std::fs::create_dir_all(&args.repro_dir)
+            .map_err(|error| format!("--repro-dir {}: {error}", args.repro_dir.display()))?;
+        write_repro(&path, &repro)?;
+        eprintln!("repro: {} (kubedst replay / kubedst shrink)", path.display());
     }
     Ok(if report.verdict == Verdict::Pass { EXIT_HELD } else { EXIT_VIOLATED })
 }

@@ -88,11 +88,17 @@ fn a_violated_invariant_exits_1_and_prints_the_replay_command() {
     assert_ne!(stuck, scenario);
     let path = directory.join("stuck.yaml");
     std::fs::write(&path, stuck).unwrap();
-    let output = kubedst(&["run", path.to_str().unwrap(), "--seed", "2"]);
+    let repros = directory.join("repros");
+    let output = kubedst(&["run", path.to_str().unwrap(), "--seed", "2", "--repro-dir", repros.to_str().unwrap()]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("converges: deployment default/web"), "{text}");
     assert!(text.contains(&format!("replay: kubedst run {} --seed 2", path.display())), "{text}");
+    // The failure left a repro file, and replaying it gives the same failing run (exit 1, not 3).
+    let repro = repros.join("stuck-seed-2.repro.json");
+    assert!(repro.is_file(), "{}", String::from_utf8_lossy(&output.stderr));
+    let replay = kubedst(&["replay", repro.to_str().unwrap()]);
+    assert_eq!(replay.status.code(), Some(1), "{}{}", stdout(&replay), String::from_utf8_lossy(&replay.stderr));
     std::fs::remove_dir_all(&directory).unwrap();
 }
 

@@ -1,6 +1,6 @@
 //! Zero-downtime rollout under every fault class that promises it: while `web` rolls from v1 to
 //! v2 under the faults, no request to the Service fails after the first success, and the
-//! Deployment converges. The classes (see `docs/ZERO_DOWNTIME.md`): network chaos off the pod
+//! Deployment converges. The classes (see the zero-downtime table in the README): network chaos off the pod
 //! network (control-plane and etcd links; a request lost on the data path is lost), control-plane
 //! crashes and failover, clock skew and drift, watch-cache lag and compaction. Crashes of nodes
 //! and containers promise only a bounded, attributed loss, which the `checks` checker enforces.

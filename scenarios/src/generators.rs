@@ -28,7 +28,7 @@ use proptest::prelude::*;
 use std::fmt;
 use std::time::Duration;
 
-/// A family of faults, each promising its own things (see `docs/ZERO_DOWNTIME.md`).
+/// A family of faults, each promising its own things (see the zero-downtime table in the README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, arbitrary::Arbitrary)]
 pub enum FaultClass {
     /// Loss, duplication, reordering and latency tails on single links.

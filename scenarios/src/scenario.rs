@@ -464,7 +464,8 @@ impl Scenario {
         if text.trim().is_empty() {
             return Err(ScenarioError::Invalid {
                 location: SourceLocation { file: file_name.to_string(), line: 1, column: 1 },
-                message: "the scenario file is empty; it needs at least `name:` (see docs/CLI.md)".to_string(),
+                message: "the scenario file is empty; it needs at least `name:` (see the README, Scenario files)"
+                    .to_string(),
             });
         }
         let file: ScenarioFile = serde_saphyr::from_str(text).map_err(|error| syntax_error(file_name, text, &error))?;

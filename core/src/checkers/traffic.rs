@@ -1,5 +1,5 @@
 //! Always: zero downtime. Every client request to a Service during a rollout of a Deployment
-//! behind it succeeds, except the bounded, attributed losses that `docs/ZERO_DOWNTIME.md` allows:
+//! behind it succeeds, except the bounded, attributed losses that the zero-downtime table in the README allows:
 //! a request routed to a pod whose machine crashed, was lost, paused, partitioned or isolated,
 //! or whose container a model fault hit, within [`super::FAULT_ATTRIBUTION_BOUND`] of that fault's
 //! start or end; or a request whose own client machine was so faulted. Every other fault class
