@@ -124,7 +124,7 @@ fn faults_of(scenario: &Scenario, choice: &str, seed: u64) -> Result<FaultPlan, 
     }
     let text = std::fs::read_to_string(path)
         .map_err(|error| ScenarioError::Io { path: choice.to_string(), message: error.to_string() })?;
-    kubedst_scenarios::parse_fault_plan(choice, &text)
+    scenario.parse_fault_plan(choice, &text)
 }
 
 /// A one-line description of an action, as kubectl would be typed.

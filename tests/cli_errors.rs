@@ -56,6 +56,7 @@ fn bad_command_lines_say_what_was_expected_and_exit_2() {
         &["run", "tests/bad_inputs/support/does-not-exist.yaml"],
         &["run", "rolling-update", "--faults", "network_chaoss"],
         &["run", "rolling-update", "--faults", "tests/bad_inputs/support/bad-faults.yaml"],
+        &["run", "rolling-update", "--faults", "tests/bad_inputs/support/faults-unknown-machine.yaml"],
         &["run", "rolling-update", "--seed", "minus-one"],
         &["run", "rolling-update", "--format", "xml"],
         &["run"],
@@ -76,4 +77,15 @@ fn an_unknown_scenario_name_suggests_the_closest_builtins() {
         message.contains("did you mean \"rolling-update\"") || message.contains("did you mean rolling-update"),
         "{message}"
     );
+}
+
+#[test]
+fn a_bad_fault_entry_is_located_at_the_entry_not_at_the_section() {
+    // The second entry (line 6) names an unknown machine; the `faults:` section starts on line 2.
+    let message = bad(&["run", "tests/bad_inputs/fault-second-entry-unknown-machine.yaml"]);
+    assert!(message.contains("fault-second-entry-unknown-machine.yaml:6:"), "{message}");
+    let message = bad(&["run", "tests/bad_inputs/model-fault-after-phase.yaml"]);
+    assert!(message.contains("model-fault-after-phase.yaml:7:"), "{message}");
+    let message = bad(&["run", "rolling-update", "--faults", "tests/bad_inputs/support/faults-unknown-machine.yaml"]);
+    assert!(message.contains("faults-unknown-machine.yaml:5:"), "{message}");
 }

@@ -418,40 +418,61 @@ impl Scenario {
         report
     }
 
+    /// Parses a fault plan file (`--faults FILE`) for this scenario: its machine names are
+    /// checked here, so that an error names the entry's line and column in that file.
+    pub fn parse_fault_plan(&self, file_name: &str, text: &str) -> Result<FaultPlan, ScenarioError> {
+        let plan = parse_fault_plan(file_name, text)?;
+        if let Some((entry, message)) = self.plan_machine_error(&plan) {
+            return Err(match ScheduleSpans::of_plan_file(text).location(entry) {
+                Some(location) => ScenarioError::Invalid { location: location_of(file_name, &location), message },
+                None => ScenarioError::Other(format!("{file_name}: {message}")),
+            });
+        }
+        Ok(plan)
+    }
+
     fn check_plan_machines(&self, plan: &FaultPlan) -> Result<(), ScenarioError> {
+        match self.plan_machine_error(plan) {
+            Some((_, message)) => Err(ScenarioError::Other(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// The first fault of `plan` that names a machine this scenario does not have: which entry,
+    /// and what is wrong with it.
+    fn plan_machine_error(&self, plan: &FaultPlan) -> Option<(FaultEntry, String)> {
         let machines = self.machine_names();
-        for timed in &plan.engine.faults {
+        let unknown = |machine: &str, what: &str, at: Duration| {
+            if machines.iter().any(|known| known == machine) {
+                return None;
+            }
+            let suggestions = closest(machine, machines.iter().map(String::as_str));
+            Some(format!(
+                "{what} at {} names machine {machine:?}, which scenario {} does not have{}; machines: {}",
+                kubedst_sim::serde_duration::format(at),
+                self.name(),
+                suggest(&suggestions),
+                machines.join(", ")
+            ))
+        };
+        for (index, timed) in plan.engine.faults.iter().enumerate() {
             for machine in timed.fault.machines() {
-                if !machines.iter().any(|known| known == machine) {
-                    let suggestions = closest(machine, machines.iter().map(String::as_str));
-                    return Err(ScenarioError::Other(format!(
-                        "fault at {} names machine {machine:?}, which scenario {} does not have{}; machines: {}",
-                        kubedst_sim::serde_duration::format(timed.at),
-                        self.name(),
-                        suggest(&suggestions),
-                        machines.join(", ")
-                    )));
+                if let Some(message) = unknown(machine, "fault", timed.at) {
+                    return Some((FaultEntry::Engine(index), message));
                 }
             }
         }
-        for timed in &plan.model {
+        for (index, timed) in plan.model.iter().enumerate() {
             let machine = match &timed.fault {
                 ModelFault::WatchCacheLag { server, .. } => server,
                 ModelFault::ContainerCrash { node, .. } => node,
                 ModelFault::CompactNow | ModelFault::PullFailure { .. } => continue,
             };
-            if !machines.iter().any(|known| known == machine) {
-                let suggestions = closest(machine, machines.iter().map(String::as_str));
-                return Err(ScenarioError::Other(format!(
-                    "model fault at {} names machine {machine:?}, which scenario {} does not have{}; machines: {}",
-                    kubedst_sim::serde_duration::format(timed.at),
-                    self.name(),
-                    suggest(&suggestions),
-                    machines.join(", ")
-                )));
+            if let Some(message) = unknown(machine, "model fault", timed.at) {
+                return Some((FaultEntry::Model(index), message));
             }
         }
-        Ok(())
+        None
     }
 
     fn parse_in(file_name: &str, text: &str, directory: Option<&Path>) -> Result<Scenario, ScenarioError> {
@@ -858,19 +879,26 @@ impl Scenario {
                 }
             }
             FaultsSection::Schedule(schedule) => {
-                self.check_plan_machines(&plan_of(schedule)).map_err(|error| match error {
-                    ScenarioError::Other(message) => invalid(&self.file_name, faults, message),
-                    other => other,
-                })?;
+                // An error names the entry at fault; the section's own position is the fallback.
+                let spans = ScheduleSpans::of_scenario(&self.source);
+                let at_entry = |entry: FaultEntry, message: String| match spans.location(entry) {
+                    Some(location) => ScenarioError::Invalid { location: location_of(&self.file_name, &location), message },
+                    None => invalid(&self.file_name, faults, message),
+                };
+                if let Some((entry, message)) = self.plan_machine_error(&plan_of(schedule)) {
+                    return Err(at_entry(entry, message));
+                }
                 let phase = self.fault_phase();
-                for timed in &schedule.engine {
-                    if timed.at >= phase {
-                        return Err(invalid(
-                            &self.file_name,
-                            faults,
+                let engine = schedule.engine.iter().map(|timed| timed.at).enumerate().map(|(i, at)| (FaultEntry::Engine(i), at));
+                let model = schedule.model.iter().map(|timed| timed.at).enumerate().map(|(i, at)| (FaultEntry::Model(i), at));
+                for (entry, at) in engine.chain(model) {
+                    if at >= phase {
+                        let what = if matches!(entry, FaultEntry::Engine(_)) { "fault" } else { "model fault" };
+                        return Err(at_entry(
+                            entry,
                             format!(
-                                "fault at {} strikes after the fault phase ends ({}); faults must strike before",
-                                kubedst_sim::serde_duration::format(timed.at),
+                                "{what} at {} strikes after the fault phase ends ({}); faults must strike before",
+                                kubedst_sim::serde_duration::format(at),
                                 kubedst_sim::serde_duration::format(phase)
                             ),
                         ));
@@ -928,6 +956,65 @@ fn is_dns_label(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+}
+
+/// One entry of an explicit fault schedule: the index in its list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FaultEntry {
+    Engine(usize),
+    Model(usize),
+}
+
+/// Where each entry of an explicit fault schedule starts in its file. [`ScheduleSection`] holds
+/// plain values (repro files embed it as JSON too), so the positions come from a second, lenient
+/// read of the same text that keeps only spans; it finds nothing when the text holds no schedule.
+#[derive(Default)]
+struct ScheduleSpans {
+    engine: Vec<serde_saphyr::Location>,
+    model: Vec<serde_saphyr::Location>,
+}
+
+#[derive(serde::Deserialize)]
+struct ScheduleSpansFile {
+    #[serde(default)]
+    engine: Vec<Spanned<serde::de::IgnoredAny>>,
+    #[serde(default)]
+    model: Vec<Spanned<serde::de::IgnoredAny>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ScenarioSpansFile {
+    faults: Option<ScheduleSpansFile>,
+}
+
+impl ScheduleSpans {
+    fn of_file(file: ScheduleSpansFile) -> ScheduleSpans {
+        ScheduleSpans {
+            engine: file.engine.iter().map(|entry| entry.referenced).collect(),
+            model: file.model.iter().map(|entry| entry.referenced).collect(),
+        }
+    }
+
+    /// The spans of a scenario file's `faults:` schedule.
+    fn of_scenario(text: &str) -> ScheduleSpans {
+        match serde_saphyr::from_str::<ScenarioSpansFile>(text) {
+            Ok(ScenarioSpansFile { faults: Some(file) }) => ScheduleSpans::of_file(file),
+            _ => ScheduleSpans::default(),
+        }
+    }
+
+    /// The spans of a fault plan file (`--faults FILE`).
+    fn of_plan_file(text: &str) -> ScheduleSpans {
+        serde_saphyr::from_str::<ScheduleSpansFile>(text).map(ScheduleSpans::of_file).unwrap_or_default()
+    }
+
+    fn location(&self, entry: FaultEntry) -> Option<serde_saphyr::Location> {
+        let location = match entry {
+            FaultEntry::Engine(index) => self.engine.get(index),
+            FaultEntry::Model(index) => self.model.get(index),
+        }?;
+        (location.line() > 0).then_some(*location)
+    }
 }
 
 /// The engine and model faults of an explicit schedule.
