@@ -202,6 +202,7 @@ fn print_plan(scenario: &Scenario, args: &RunArgs, actions: &[TimedAction], faul
         actions.iter().map(|timed| (timed.at, describe_action(&timed.action))).collect();
     lines.extend(faults.engine.faults.iter().map(|timed| (timed.at, format!("fault: {}", timed.fault))));
     lines.extend(faults.model.iter().map(|timed| (timed.at, format!("fault: {:?}", timed.fault).to_lowercase())));
+    lines.extend(scenario.expectations().iter().map(|expectation| (expectation.at, expectation.describe())));
     lines.push((scenario.fault_phase(), "heal: the fault phase ends".to_string()));
     lines.sort_by_key(|(at, _)| *at);
     for (at, line) in lines {

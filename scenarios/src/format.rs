@@ -72,6 +72,14 @@ pub struct ClusterSection {
     /// fall behind and relist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_cache_capacity: Option<Spanned<usize>>,
+    /// The resource metrics pipeline (metrics-server) and the HorizontalPodAutoscaler controller.
+    /// Default: on when the workload or the timeline applies a HorizontalPodAutoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Spanned<bool>>,
+    /// A simulated cloud (`fast-reliable` or `slow-flaky`) with a cloud controller manager, for
+    /// LoadBalancer Services and cloud node lifecycle. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<Spanned<String>>,
 }
 
 /// One node, or with `count` a group of identical nodes named `<name>-0`, `<name>-1`, ...
@@ -231,6 +239,28 @@ pub struct TimelineEntry {
     pub drain: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<TrafficChange>,
+    /// Not an action: what must hold at `at`, checked against etcd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<ExpectSection>,
+}
+
+/// What a Deployment must look like at the entry's moment; at least one bound.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSection {
+    pub deployment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `spec.replicas` exactly (what `kubectl scale` and the HPA set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas_at_least: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas_at_most: Option<i32>,
+    /// `status.availableReplicas` at least.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_at_least: Option<i32>,
 }
 
 /// `kubectl set image deployment/NAME CONTAINER=IMAGE`.

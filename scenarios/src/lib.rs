@@ -8,6 +8,7 @@
 //! `kubedst_core::harness::run`.
 
 pub mod determinism;
+pub mod expect;
 pub mod format;
 pub mod generators;
 pub mod profiles;

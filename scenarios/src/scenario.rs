@@ -8,10 +8,14 @@
 //! explicit fault schedule, fault profile and invariant names. Every error names the file, line
 //! and column and says what was expected.
 
-use crate::format::{FaultsSection, ImageSection, NodeSection, ScenarioFile, ScheduleSection, TimelineEntry, Workload};
+use crate::expect::{Bound, Expectation, ExpectationChecker};
+use crate::format::{
+    ExpectSection, FaultsSection, ImageSection, NodeSection, ScenarioFile, ScheduleSection, TimelineEntry, Workload,
+};
 use crate::generators::ClusterShape;
 use kubedst_core::api::{ObjectKey, Propagation};
 use kubedst_core::checkers::{Checker, CheckerSet};
+use kubedst_core::cloud::CloudProfile;
 use kubedst_core::cluster::{standard_controllers, standard_scheduler, ClusterConfig, TrafficConfig};
 use kubedst_core::harness::ModelFault;
 use kubedst_core::harness::{Action, FaultPlan, Harness, RunReport, RunSpec, TimedAction, Verdict};
@@ -94,6 +98,10 @@ pub struct Scenario {
     actions: Vec<TimedAction>,
     traffic: Vec<TrafficConfig>,
     invariants: Vec<String>,
+    expectations: Vec<Expectation>,
+    /// Whether metrics-server and the HPA controller run (explicit, or an HPA in the workload).
+    autoscaling: bool,
+    cloud: Option<CloudProfile>,
 }
 
 /// A built-in scenario: its name and its embedded text.
@@ -283,6 +291,12 @@ impl Scenario {
         names.extend((0..self.control_plane_replicas()).map(|index| format!("control-plane-{index}")));
         names.extend(self.nodes.iter().map(|node| node.name.clone()));
         names.push("client".to_string());
+        if self.autoscaling {
+            names.push("metrics-server".to_string());
+        }
+        if self.cloud.is_some() {
+            names.push("cloud-api".to_string());
+        }
         names
     }
 
@@ -301,7 +315,14 @@ impl Scenario {
         }
         config.nodes = self.nodes.clone();
         config.traffic = self.traffic.clone();
+        config.autoscaling = self.autoscaling;
+        config.cloud = self.cloud.clone();
         config
+    }
+
+    /// The timeline's expectations, in time order.
+    pub fn expectations(&self) -> &[Expectation] {
+        &self.expectations
     }
 
     /// The fault plan of a seed: the scenario's explicit schedule, or its profile drawn from the
@@ -387,6 +408,9 @@ impl Scenario {
             .into_iter()
             .filter(|checker| self.invariants.iter().any(|name| name == checker.name()))
             .collect();
+        if !self.expectations.is_empty() {
+            checkers.push(Box::new(ExpectationChecker::new(self.expectations.clone())));
+        }
         checkers.extend(extra);
         harness.checkers = CheckerSet::new(checkers);
         Ok(harness)
@@ -501,6 +525,9 @@ impl Scenario {
             actions: Vec::new(),
             traffic: Vec::new(),
             invariants: Vec::new(),
+            expectations: Vec::new(),
+            autoscaling: false,
+            cloud: None,
         };
         scenario.check_header()?;
         scenario.build_nodes()?;
@@ -509,6 +536,7 @@ impl Scenario {
         scenario.build_actions(text)?;
         scenario.check_faults()?;
         scenario.build_invariants()?;
+        scenario.build_addons()?;
         Ok(scenario)
     }
 
@@ -731,12 +759,83 @@ impl Scenario {
                 ));
             }
             last_at = entry.value.at;
-            self.actions.push(TimedAction { at: entry.value.at, action });
+            match action {
+                Entry::Action(action) => self.actions.push(TimedAction { at: entry.value.at, action }),
+                Entry::Expect(expectation) => self.expectations.push(expectation),
+            }
         }
         Ok(())
     }
 
-    fn action_of(&mut self, text: &str, entry: &Spanned<TimelineEntry>) -> Result<Action, ScenarioError> {
+    fn action_of(&mut self, text: &str, entry: &Spanned<TimelineEntry>) -> Result<Entry, ScenarioError> {
+        let spec = &entry.value;
+        if let Some(expect) = &spec.expect {
+            if spec.apply.is_some()
+                || spec.set_image.is_some()
+                || spec.scale.is_some()
+                || spec.rollout_undo.is_some()
+                || spec.pause.is_some()
+                || spec.resume.is_some()
+                || spec.delete.is_some()
+                || spec.cordon.is_some()
+                || spec.uncordon.is_some()
+                || spec.drain.is_some()
+                || spec.traffic.is_some()
+            {
+                return Err(invalid(
+                    &self.file_name,
+                    entry,
+                    "an `expect` entry holds no action; give the action its own entry",
+                ));
+            }
+            return self.expectation_of(entry, expect).map(Entry::Expect);
+        }
+        self.plain_action_of(text, entry).map(Entry::Action)
+    }
+
+    fn expectation_of(
+        &self,
+        entry: &Spanned<TimelineEntry>,
+        expect: &ExpectSection,
+    ) -> Result<Expectation, ScenarioError> {
+        let error = |message: String| invalid(&self.file_name, entry, message);
+        let mut bounds = Vec::new();
+        for (field, value, bound) in [
+            ("replicas", expect.replicas, Bound::ReplicasExactly as fn(i32) -> Bound),
+            ("replicas_at_least", expect.replicas_at_least, Bound::ReplicasAtLeast),
+            ("replicas_at_most", expect.replicas_at_most, Bound::ReplicasAtMost),
+            ("available_at_least", expect.available_at_least, Bound::AvailableAtLeast),
+        ] {
+            let Some(value) = value else { continue };
+            if value < 0 {
+                return Err(error(format!("expect.{field}: expected 0 or more, found {value}")));
+            }
+            bounds.push(bound(value));
+        }
+        if bounds.is_empty() {
+            return Err(error(
+                "expect: needs at least one of replicas, replicas_at_least, replicas_at_most, available_at_least"
+                    .to_string(),
+            ));
+        }
+        let phase = self.fault_phase();
+        if entry.value.at > phase {
+            return Err(error(format!(
+                "expect at {} comes after the fault phase ends ({}); the liveness phase may stop as soon as the \
+                 cluster converges, so expectations must fall within the fault phase",
+                kubedst_sim::serde_duration::format(entry.value.at),
+                kubedst_sim::serde_duration::format(phase)
+            )));
+        }
+        Ok(Expectation {
+            at: entry.value.at,
+            namespace: namespace(&expect.namespace),
+            deployment: expect.deployment.clone(),
+            bounds,
+        })
+    }
+
+    fn plain_action_of(&mut self, text: &str, entry: &Spanned<TimelineEntry>) -> Result<Action, ScenarioError> {
         let spec = &entry.value;
         let present = [
             ("apply", spec.apply.is_some()),
@@ -750,6 +849,7 @@ impl Scenario {
             ("uncordon", spec.uncordon.is_some()),
             ("drain", spec.drain.is_some()),
             ("traffic", spec.traffic.is_some()),
+            ("expect", false),
         ];
         let names: Vec<&str> = present.iter().filter(|(_, is)| *is).map(|(name, _)| *name).collect();
         let all: Vec<&str> = present.iter().map(|(name, _)| *name).collect();
@@ -882,15 +982,19 @@ impl Scenario {
                 // An error names the entry at fault; the section's own position is the fallback.
                 let spans = ScheduleSpans::of_scenario(&self.source);
                 let at_entry = |entry: FaultEntry, message: String| match spans.location(entry) {
-                    Some(location) => ScenarioError::Invalid { location: location_of(&self.file_name, &location), message },
+                    Some(location) => {
+                        ScenarioError::Invalid { location: location_of(&self.file_name, &location), message }
+                    }
                     None => invalid(&self.file_name, faults, message),
                 };
                 if let Some((entry, message)) = self.plan_machine_error(&plan_of(schedule)) {
                     return Err(at_entry(entry, message));
                 }
                 let phase = self.fault_phase();
-                let engine = schedule.engine.iter().map(|timed| timed.at).enumerate().map(|(i, at)| (FaultEntry::Engine(i), at));
-                let model = schedule.model.iter().map(|timed| timed.at).enumerate().map(|(i, at)| (FaultEntry::Model(i), at));
+                let engine =
+                    schedule.engine.iter().map(|timed| timed.at).enumerate().map(|(i, at)| (FaultEntry::Engine(i), at));
+                let model =
+                    schedule.model.iter().map(|timed| timed.at).enumerate().map(|(i, at)| (FaultEntry::Model(i), at));
                 for (entry, at) in engine.chain(model) {
                     if at >= phase {
                         let what = if matches!(entry, FaultEntry::Engine(_)) { "fault" } else { "model fault" };
@@ -905,6 +1009,30 @@ impl Scenario {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Autoscaling (explicit, or on when an HPA is applied) and the cloud profile.
+    fn build_addons(&mut self) -> Result<(), ScenarioError> {
+        let applies_hpa = self.workload.iter().chain(self.actions.iter().flat_map(|timed| match &timed.action {
+            Action::Apply(objects) => objects.as_slice(),
+            _ => &[],
+        }));
+        let applies_hpa = applies_hpa.into_iter().any(|object| object.kind() == Kind::HorizontalPodAutoscaler);
+        self.autoscaling = self.file.cluster.autoscaling.as_ref().map_or(applies_hpa, |explicit| explicit.value);
+        if let Some(name) = &self.file.cluster.cloud {
+            let profile = CloudProfile::by_name(&name.value).map_err(|_| {
+                invalid(
+                    &self.file_name,
+                    name,
+                    format!(
+                        "cluster.cloud: unknown cloud profile {:?}; profiles: fast-reliable, slow-flaky",
+                        name.value
+                    ),
+                )
+            })?;
+            self.cloud = Some(profile);
         }
         Ok(())
     }
@@ -934,6 +1062,10 @@ impl Scenario {
                 chosen
             }
         };
+        // Expectations are the scenario's own statements: checked whenever the timeline has them.
+        if !self.expectations.is_empty() {
+            self.invariants.push(crate::expect::EXPECTATIONS.to_string());
+        }
         Ok(())
     }
 }
@@ -956,6 +1088,12 @@ fn is_dns_label(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+}
+
+/// A timeline entry: a user action, or an expectation.
+enum Entry {
+    Action(Action),
+    Expect(Expectation),
 }
 
 /// One entry of an explicit fault schedule: the index in its list.
