@@ -217,3 +217,25 @@ proptest! {
         let _ = load_manifests("fuzz.yaml", &text);
     }
 }
+
+#[test]
+fn unsimulated_volume_sources_are_warnings_and_the_pod_still_loads() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: db}\nspec:\n  containers:\n    - name: db\n      image: postgres\n      volumeMounts: [{name: data, mountPath: /data}, {name: scratch, mountPath: /tmp}]\n  volumes:\n    - name: data\n      persistentVolumeClaim: {claimName: db-data}\n    - name: scratch\n";
+    let loaded = load_manifests("db.yaml", text).unwrap_or_else(|error| panic!("the pod loads:\n{error}"));
+    assert_eq!(loaded.objects.len(), 1);
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["db.yaml:11:7: warning: spec.volumes[0].persistentVolumeClaim is not simulated and is ignored"]
+    );
+}
+
+#[test]
+fn a_volume_with_two_simulated_sources_is_an_error() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: both}\nspec:\n  containers: [{name: c, image: app}]\n  volumes:\n    - name: config\n      configMap: {name: a}\n      secret: {secretName: b}\n";
+    let error = load_manifests("both.yaml", text).err().expect("two sources are refused").to_string();
+    assert!(
+        error.contains("spec.volumes[0].secret") && error.contains("may not specify more than 1 volume type"),
+        "{error}"
+    );
+}

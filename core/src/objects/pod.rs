@@ -396,7 +396,8 @@ pub struct NamedReference {
     pub optional: Option<bool>,
 }
 
-/// A pod volume; only ConfigMap and Secret sources are simulated.
+/// A pod volume; only ConfigMap and Secret sources are simulated (a pod waits for them); any
+/// other source is taken as always present.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Volume {
@@ -704,10 +705,14 @@ impl PodSpec {
             } else if !volume_names.insert(volume.name.as_str()) {
                 errors.push(ValidationError::duplicate(&volume_path.key("name"), format!("{:?}", volume.name)));
             }
-            if usize::from(volume.config_map.is_some()) + usize::from(volume.secret.is_some()) != 1 {
-                errors.push(ValidationError::required(
-                    &volume_path,
-                    "must specify exactly one of configMap or secret (other volume types are not simulated)",
+            // A volume with no simulated source is an emptyDir (the API's default when no source is
+            // given) or a source the model does not simulate (persistentVolumeClaim, hostPath, ...),
+            // which the manifest loader has already reported as a warning; either way it is always
+            // there when the pod starts.
+            if volume.config_map.is_some() && volume.secret.is_some() {
+                errors.push(ValidationError::forbidden(
+                    &volume_path.key("secret"),
+                    "may not specify more than 1 volume type",
                 ));
             }
         }
