@@ -584,6 +584,13 @@ impl Component<Msg, Timer> for Dns {
             return;
         }
         if let Input::Request { reply, msg: Msg::DnsQuery { service } } = input {
+            // CoreDNS delays serving until its informers have synced: an empty cache would answer
+            // NXDOMAIN for every Service. The unanswered query times out and the client keeps its
+            // last answer, as clients of a cluster's replicated CoreDNS see no outage when one
+            // replica restarts.
+            if !self.informer.synced {
+                return;
+            }
             let (namespace, name) = service.split_once('/').unwrap_or(("default", service.as_str()));
             let cluster_ip = match self.cache.get(&ObjectKey::new(Kind::Service, namespace, name)).map(|o| &**o) {
                 Some(Object::Service(svc)) => svc.spec.cluster_ip.clone(),
