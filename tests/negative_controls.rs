@@ -38,7 +38,7 @@ fn a_replicaset_controller_that_ignores_expectations_fails_the_safety_suite() {
 
 #[test]
 fn a_deployment_controller_that_ignores_max_unavailable_fails_the_rollout_suite() {
-    assert_caught(Mutant::DeploymentIgnoresMaxUnavailable, FaultClass::ControlPlaneCrash, &support::zero_downtime);
+    assert_caught(Mutant::DeploymentIgnoresMaxUnavailable, FaultClass::ControlPlaneCrash, &support::all_checkers_hold);
 }
 
 #[test]
