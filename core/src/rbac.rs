@@ -19,6 +19,8 @@ use crate::objects::{Kind, Pod};
 /// The admin's identity (kubeadm's `kubernetes-admin`, in group `system:masters`).
 pub const ADMIN: &str = "kubernetes-admin";
 pub const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
+/// The cloud controller manager's identity (it reads no Secrets or ConfigMaps).
+pub const CLOUD_CONTROLLER_MANAGER: &str = "system:cloud-controller-manager";
 pub const SCHEDULER: &str = "system:kube-scheduler";
 pub const KUBE_PROXY: &str = "system:kube-proxy";
 pub const COREDNS: &str = "system:serviceaccount:kube-system:coredns";

@@ -260,7 +260,11 @@ fn pod_gc_deletes_an_already_finished_orphan_without_patching_it() {
         let mut gc = PodGarbageCollector::new();
         confirm_missing(&mut gc, &key, &cache);
         let delete = run(&mut gc, &key, &cache, 42);
-        assert!(matches!(&delete.writes[..], [ApiRequest::Delete { grace_period_seconds: Some(0), .. }]), "{phase:?}: {:?}", delete.writes);
+        assert!(
+            matches!(&delete.writes[..], [ApiRequest::Delete { grace_period_seconds: Some(0), .. }]),
+            "{phase:?}: {:?}",
+            delete.writes
+        );
         assert_eq!((gc.orphans_deleted, gc.marked_failed), (1, 0));
     }
 }
@@ -302,13 +306,18 @@ fn pod_gc_collects_terminating_pods_on_out_of_service_nodes_only() {
             assert!(mark.writes.is_empty(), "{name}: {:?}", mark.writes);
             continue;
         }
-        let [patch @ ApiRequest::UpdateStatus { object }] = &mark.writes[..] else { panic!("{name}: {:?}", mark.writes) };
+        let [patch @ ApiRequest::UpdateStatus { object }] = &mark.writes[..] else {
+            panic!("{name}: {:?}", mark.writes)
+        };
         let Object::Pod(pod) = &**object else { unreachable!() };
         assert_eq!(pod.status.phase, Some(kubedst_core::objects::pod::PodPhase::Failed), "{name}");
         assert!(pod.status.conditions.iter().all(|c| c.condition_type != "DisruptionTarget"), "{name}");
         gc.on_write_result(&key, patch, &Ok(ApiOk::Object(object.clone())));
         let delete = run(&mut gc, &key, &cache, 5);
-        assert!(matches!(&delete.writes[..], [ApiRequest::Delete { grace_period_seconds: Some(0), uid: Some(uid), .. }] if uid == "p1"), "{name}");
+        assert!(
+            matches!(&delete.writes[..], [ApiRequest::Delete { grace_period_seconds: Some(0), uid: Some(uid), .. }] if uid == "p1"),
+            "{name}"
+        );
         assert_eq!((gc.out_of_service_deleted, gc.orphans_deleted), (1, 0), "{name}");
     }
 }

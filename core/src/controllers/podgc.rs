@@ -102,11 +102,8 @@ pub fn failed_status(pod: &Pod, condition: Option<Condition>, now_ns: u64) -> Po
         let conditions = &mut failed.status.conditions;
         match conditions.iter_mut().find(|existing| existing.condition_type == condition.condition_type) {
             Some(existing) => {
-                condition.last_transition_time_ns = if existing.status == condition.status {
-                    existing.last_transition_time_ns
-                } else {
-                    Some(now_ns)
-                };
+                condition.last_transition_time_ns =
+                    if existing.status == condition.status { existing.last_transition_time_ns } else { Some(now_ns) };
                 *existing = condition;
             }
             None => {
