@@ -441,7 +441,7 @@ fn secret_reads_under_faults_stay_denied_or_eventually_succeed_as_allowed() {
         }
         chaos.assert_fired(&cluster, seed);
         for (index, (user, allowed)) in askers.iter().enumerate() {
-            let mine: Vec<_> = answers.iter().filter(|(i, _)| *i == index).map(|(_, r)| r.clone()).collect();
+            let mine: Vec<_> = answers.iter().filter(|(i, _)| *i == index).map(|(_, r)| *r).collect();
             let ok = mine.iter().filter(|r| r.is_ok()).count();
             let forbidden = mine.iter().filter(|r| *r == &Err(ApiErrorReason::Forbidden)).count();
             let other_errors = mine.len() - ok - forbidden;
