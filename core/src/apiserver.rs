@@ -13,7 +13,7 @@
 //! Also here: the Eviction API (`ApiServer::evict`: 429 when the covering budget allows no
 //! disruption, else decrement it and delete the pod), namespace lifecycle (system namespaces
 //! created at start, NamespaceLifecycle admission: 404 for a missing and 403 for a terminating
-//! namespace, Terminating phase on delete) and authorization of Secrets ([`crate::rbac`]).
+//! namespace, Terminating phase on delete) and authorization of Secrets and ConfigMaps ([`crate::rbac`]).
 
 use crate::api::{
     namespace_of, resource_version_of, store_prefix, ApiError, ApiErrorReason, ApiOk, ApiRequest, ApiResult, EtcdEvent,
@@ -654,7 +654,7 @@ impl ApiServer {
                 (Verb::Update, ObjectKey::of(object))
             }
             ApiRequest::Delete { key, .. } => (Verb::Delete, key.clone()),
-            // Only Secrets are authorized; these touch none.
+            // Only Secrets and ConfigMaps are authorized; these touch neither.
             ApiRequest::Bind { .. } | ApiRequest::Evict { .. } | ApiRequest::ListPodMetrics { .. } => return Ok(()),
         };
         crate::rbac::authorize(user, verb, key.kind, &key.namespace, &key.name, |node, namespace| {

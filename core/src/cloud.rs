@@ -14,7 +14,7 @@
 //! it survives a crash of `cloud-api` (operations in flight are lost; callers time out and retry).
 
 use crate::api::{Msg, Timer};
-use kubedst_sim::{stable_hash_str, Component, Ctx, Input, Ratio, ReplyTo};
+use kubedst_sim::{stable_hash_str, Component, ComponentId, Ctx, Input, Ratio, ReplyTo};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -138,6 +138,18 @@ pub struct CloudProvider {
     pub provision_attempts: u64,
     pub provision_failures: u64,
     pub deprovisions: u64,
+    /// Ground truth of who acted on the cloud: per calling component, its first and last
+    /// request's arrival (the cloud machine's clock, ns) and how many it made. With several cloud controller
+    /// managers, the leader checker reads beliefs; this reads what reached the cloud.
+    pub callers: BTreeMap<ComponentId, CallerStats>,
+}
+
+/// One caller's requests, as the cloud saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallerStats {
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub requests: u64,
 }
 
 impl CloudProvider {
@@ -155,6 +167,7 @@ impl CloudProvider {
             provision_attempts: 0,
             provision_failures: 0,
             deprovisions: 0,
+            callers: BTreeMap::new(),
         }
     }
 
@@ -184,28 +197,37 @@ impl Component<Msg, Timer> for CloudProvider {
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, input: Input<Msg, Timer>) {
         match input {
-            Input::Request { reply, msg: Msg::Cloud(request) } => match request {
-                CloudRequest::EnsureLoadBalancer { name } => {
-                    if let Some(ip) = self.state.load_balancers.get(&name) {
-                        let response = CloudResponse::LoadBalancer { name, ip: ip.clone() };
-                        ctx.respond(reply, Msg::CloudResult(response));
-                    } else {
-                        let latency = self.profile.provision_latency;
-                        self.start(ctx, latency, Operation::Provision { reply, name });
+            Input::Request { reply, msg: Msg::Cloud(request) } => {
+                let now_ns = ctx.now().as_nanos();
+                let stats = self
+                    .callers
+                    .entry(reply.from)
+                    .or_insert(CallerStats { first_ns: now_ns, ..CallerStats::default() });
+                stats.last_ns = now_ns;
+                stats.requests += 1;
+                match request {
+                    CloudRequest::EnsureLoadBalancer { name } => {
+                        if let Some(ip) = self.state.load_balancers.get(&name) {
+                            let response = CloudResponse::LoadBalancer { name, ip: ip.clone() };
+                            ctx.respond(reply, Msg::CloudResult(response));
+                        } else {
+                            let latency = self.profile.provision_latency;
+                            self.start(ctx, latency, Operation::Provision { reply, name });
+                        }
+                    }
+                    CloudRequest::EnsureLoadBalancerDeleted { name } => {
+                        let latency = self.profile.deprovision_latency;
+                        self.start(ctx, latency, Operation::Deprovision { reply, name });
+                    }
+                    CloudRequest::InstanceExists { node } => {
+                        let exists = self.state.instances.contains(&node);
+                        ctx.respond(reply, Msg::CloudResult(CloudResponse::Instance { node, exists }));
+                    }
+                    CloudRequest::RemoveInstance { node } => {
+                        self.state.instances.remove(&node);
                     }
                 }
-                CloudRequest::EnsureLoadBalancerDeleted { name } => {
-                    let latency = self.profile.deprovision_latency;
-                    self.start(ctx, latency, Operation::Deprovision { reply, name });
-                }
-                CloudRequest::InstanceExists { node } => {
-                    let exists = self.state.instances.contains(&node);
-                    ctx.respond(reply, Msg::CloudResult(CloudResponse::Instance { node, exists }));
-                }
-                CloudRequest::RemoveInstance { node } => {
-                    self.state.instances.remove(&node);
-                }
-            },
+            }
             // The harness injects a removal as a message to the cloud itself.
             Input::Message { msg: Msg::Cloud(CloudRequest::RemoveInstance { node }), .. } => {
                 self.state.instances.remove(&node);

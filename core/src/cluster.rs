@@ -18,6 +18,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// The cloud controller manager's lease name in `kube-system` (upstream's default
+/// `--leader-elect-resource-name`), also its component name.
+pub const CLOUD_CONTROLLER_MANAGER_LEASE: &str = "cloud-controller-manager";
+
 /// Builds the reconcilers of one controller-manager replica (again after each restart).
 pub type ReconcilerFactory = Rc<dyn Fn() -> Vec<Box<dyn Reconciler>>>;
 
@@ -81,6 +85,11 @@ pub struct ClusterConfig {
     /// and a `cloud-controller-manager` on `control-plane-0` (service and node lifecycle
     /// controllers). Off (None) by default.
     pub cloud: Option<crate::cloud::CloudProfile>,
+    /// How many cloud-controller-manager replicas run (with a cloud), on `control-plane-<i mod
+    /// control_plane_replicas>`. With more than one, each runs leader election on the Lease
+    /// `kube-system/cloud-controller-manager` (upstream's `--leader-elect`, on by default, with
+    /// client-go's 15 s / 10 s / 2 s), so that one acts. 1 by default.
+    pub cloud_controller_manager_replicas: u32,
     /// Deliberate bugs of the standard controllers (none by default); set with
     /// [`ClusterConfig::with_mutants`].
     pub mutants: Mutants,
@@ -106,6 +115,7 @@ impl ClusterConfig {
             traffic: Vec::new(),
             autoscaling: false,
             cloud: None,
+            cloud_controller_manager_replicas: 1,
             mutants: Mutants::NONE,
         }
     }
@@ -148,7 +158,10 @@ pub struct Cluster {
     pub metrics_server: Option<ComponentId>,
     /// The cloud provider and the cloud controller manager, when a cloud is configured.
     pub cloud: Option<ComponentId>,
+    /// The first cloud-controller-manager replica (the only one unless more were configured).
     pub cloud_controller_manager: Option<ComponentId>,
+    /// Every cloud-controller-manager replica, in order.
+    pub cloud_controller_managers: Vec<ComponentId>,
     /// Requests handed to kubectl so far.
     submitted: usize,
 }
@@ -248,7 +261,8 @@ impl Cluster {
             metrics_api.set(id).expect("the metrics API is registered once");
             id
         });
-        let (cloud, cloud_controller_manager) = match &config.cloud {
+        let mut cloud_controller_managers = Vec::new();
+        let cloud = match &config.cloud {
             Some(profile) => {
                 let machine = sim.add_machine("cloud-api");
                 let (profile, instances) =
@@ -262,14 +276,34 @@ impl Cluster {
                         Box::new(crate::controllers::CloudNodeLifecycleController::new(cloud)),
                     ]
                 });
-                let servers = api_servers.clone();
-                let ccm = sim.add_component(control_plane_machines[0], "cloud-controller-manager", move |_| {
-                    Box::new(ControllerHost::from_factory(servers.clone(), factory.clone()))
-                });
-                (Some(cloud), Some(ccm))
+                let replicas = config.cloud_controller_manager_replicas.max(1) as usize;
+                for index in 0..replicas {
+                    let machine_index = index % control_plane_machines.len();
+                    let mut servers = api_servers.clone();
+                    servers.rotate_left(machine_index);
+                    // One replica keeps the plain name (no election, as before replicas existed).
+                    let (name, election) = if replicas == 1 {
+                        (CLOUD_CONTROLLER_MANAGER_LEASE.to_string(), None)
+                    } else {
+                        let identity = format!("{CLOUD_CONTROLLER_MANAGER_LEASE}-{index}");
+                        (identity.clone(), Some(LeaderElectionConfig::new(CLOUD_CONTROLLER_MANAGER_LEASE, &identity)))
+                    };
+                    let factory = factory.clone();
+                    let id = sim.add_component(control_plane_machines[machine_index], &name, move |_| {
+                        let host = ControllerHost::from_factory(servers.clone(), factory.clone())
+                            .with_user(crate::rbac::CLOUD_CONTROLLER_MANAGER);
+                        Box::new(match election.clone() {
+                            Some(election) => host.with_leader_election(election),
+                            None => host,
+                        })
+                    });
+                    cloud_controller_managers.push(id);
+                }
+                Some(cloud)
             }
-            None => (None, None),
+            None => None,
         };
+        let cloud_controller_manager = cloud_controller_managers.first().copied();
         let client_machine = sim.add_machine("client");
         let servers = api_servers.clone();
         let kubectl = sim.add_component(client_machine, "kubectl", move |_| Box::new(Kubectl::new(servers.clone())));
@@ -290,6 +324,7 @@ impl Cluster {
             metrics_server,
             cloud,
             cloud_controller_manager,
+            cloud_controller_managers,
             submitted: 0,
         }
     }

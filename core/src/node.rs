@@ -87,15 +87,15 @@ enum KubeletCall {
     NodeStatus,
     PodStatus,
     FinalDelete,
-    GetSecret(ObjectKey),
+    GetConfigObject(ObjectKey),
 }
 
-/// Where the kubelet is with one Secret its pods reference. The Node authorizer lets a kubelet
-/// read only those, one by one, so the kubelet GETs each (as its secret manager does) instead of
-/// watching every Secret.
+/// Where the kubelet is with one Secret or ConfigMap its pods reference. The Node authorizer lets
+/// a kubelet read only those, one by one, so the kubelet GETs each (as its secret and configmap
+/// managers do) instead of watching every Secret and ConfigMap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SecretFetch {
-    /// A GET is in flight; `first`: nothing is known of the Secret yet.
+enum ConfigFetch {
+    /// A GET is in flight; `first`: nothing is known of the object yet.
     InFlight { first: bool },
     /// The last GET failed (404, 403, timeout); fetch again from this time (ns).
     Missing { retry_at_ns: u64 },
@@ -103,7 +103,8 @@ enum SecretFetch {
     Present,
 }
 
-/// A missing Secret is fetched again this often (the pod workers' `backOffPeriod` of 10 s).
+/// A missing Secret or ConfigMap is fetched again this often (the pod workers' `backOffPeriod`
+/// of 10 s).
 pub const SECRET_RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The kubelet of one node, with the node's container runtime.
@@ -117,7 +118,8 @@ pub struct Kubelet {
     calls: BTreeMap<RequestId, KubeletCall>,
     wake: Option<(TimerId, u64)>,
     registered: bool,
-    secrets: BTreeMap<ObjectKey, SecretFetch>,
+    /// The Secrets and ConfigMaps the node's pods reference.
+    config_objects: BTreeMap<ObjectKey, ConfigFetch>,
     /// Counters for reports.
     pub pod_syncs: u64,
     pub requests_served: u64,
@@ -127,9 +129,9 @@ impl Kubelet {
     pub fn new(config: NodeConfig, api_servers: Vec<ComponentId>) -> Kubelet {
         let mut pods = Informer::new(0, Kind::Pod);
         pods.node_name = Some(config.name.clone());
-        // ConfigMaps are watched whole (a simplification: the Node authorizer restricts them as it
-        // does Secrets); Secrets are fetched one by one (`SecretFetch`).
-        let informers = vec![pods, Informer::new(1, Kind::ConfigMap)];
+        // Secrets and ConfigMaps are fetched one by one (`ConfigFetch`): the Node authorizer lets a
+        // kubelet read only those its pods reference.
+        let informers = vec![pods];
         let workers = PodWorkers::new(&config.name, &config.host_ip(), PodIpPool::for_node_index(config.index));
         let runtime = ContainerRuntime::new(config.images.clone());
         let user = crate::rbac::node_user(&config.name);
@@ -143,7 +145,7 @@ impl Kubelet {
             calls: BTreeMap::new(),
             wake: None,
             registered: false,
-            secrets: BTreeMap::new(),
+            config_objects: BTreeMap::new(),
             pod_syncs: 0,
             requests_served: 0,
         }
@@ -228,9 +230,9 @@ impl Kubelet {
         self.pod_syncs += 1;
         let now_ns = ctx.now().as_nanos();
         let mut desired: Vec<Rc<Object>> = self.cache.list(Kind::Pod, None).into_iter().cloned().collect();
-        self.fetch_secrets(ctx, &desired, now_ns);
-        // A pod the kubelet has not started is held back while a Secret it needs is being read for
-        // the first time (upstream's secret manager blocks the sync until the object is known).
+        self.fetch_config_objects(ctx, &desired, now_ns);
+        // A pod the kubelet has not started is held back while a Secret or ConfigMap it needs is
+        // being read for the first time (upstream's managers block the sync until it is known).
         let known: std::collections::BTreeSet<String> = self.workers.pod_uids().into_iter().collect();
         desired.retain(|object| {
             let Object::Pod(pod) = object.as_ref() else { return true };
@@ -239,13 +241,14 @@ impl Kubelet {
                 return true;
             }
             let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
-            !crate::rbac::referenced_secrets(pod).iter().any(|name| {
-                self.secrets.get(&ObjectKey::new(Kind::Secret, &namespace, name))
-                    == Some(&SecretFetch::InFlight { first: true })
+            [Kind::Secret, Kind::ConfigMap].into_iter().all(|kind| {
+                !crate::rbac::referenced(pod, kind).iter().any(|name| {
+                    self.config_objects.get(&ObjectKey::new(kind, &namespace, name))
+                        == Some(&ConfigFetch::InFlight { first: true })
+                })
             })
         });
-        let config_synced = self.informers[1].synced;
-        let actions = self.workers.sync(now_ns, &desired, &mut self.runtime, config_synced.then_some(&self.cache));
+        let actions = self.workers.sync(now_ns, &desired, &mut self.runtime, Some(&self.cache));
         for update in actions.status_updates {
             // Upstream patches the status; an update without resourceVersion is the closest here.
             let mut pod = update.pod;
@@ -277,9 +280,9 @@ impl Kubelet {
 }
 
 impl Kubelet {
-    /// GETs the Secrets the node's pods reference that it does not hold (again every
-    /// [`SECRET_RETRY_INTERVAL`] while one is missing), and forgets those no pod references.
-    fn fetch_secrets(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, pods: &[Rc<Object>], now_ns: u64) {
+    /// GETs the Secrets and ConfigMaps the node's pods reference that it does not hold (again
+    /// every [`SECRET_RETRY_INTERVAL`] while one is missing), and forgets those no pod references.
+    fn fetch_config_objects(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, pods: &[Rc<Object>], now_ns: u64) {
         let mut referenced = std::collections::BTreeSet::new();
         for object in pods {
             let Object::Pod(pod) = object.as_ref() else { continue };
@@ -287,40 +290,42 @@ impl Kubelet {
                 continue;
             }
             let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
-            for name in crate::rbac::referenced_secrets(pod) {
-                referenced.insert(ObjectKey::new(Kind::Secret, &namespace, &name));
+            for kind in [Kind::Secret, Kind::ConfigMap] {
+                for name in crate::rbac::referenced(pod, kind) {
+                    referenced.insert(ObjectKey::new(kind, &namespace, &name));
+                }
             }
         }
         let unreferenced: Vec<ObjectKey> =
-            self.secrets.keys().filter(|key| !referenced.contains(*key)).cloned().collect();
+            self.config_objects.keys().filter(|key| !referenced.contains(*key)).cloned().collect();
         for key in unreferenced {
-            self.secrets.remove(&key);
+            self.config_objects.remove(&key);
             self.cache.remove(&key);
         }
         for key in referenced {
-            let first = match self.secrets.get(&key) {
+            let first = match self.config_objects.get(&key) {
                 None => true,
-                Some(SecretFetch::Missing { retry_at_ns }) if *retry_at_ns <= now_ns => false,
+                Some(ConfigFetch::Missing { retry_at_ns }) if *retry_at_ns <= now_ns => false,
                 Some(_) => continue,
             };
-            self.secrets.insert(key.clone(), SecretFetch::InFlight { first });
-            self.call(ctx, ApiRequest::Get { key: key.clone() }, KubeletCall::GetSecret(key));
+            self.config_objects.insert(key.clone(), ConfigFetch::InFlight { first });
+            self.call(ctx, ApiRequest::Get { key: key.clone() }, KubeletCall::GetConfigObject(key));
         }
     }
 
-    /// A Secret GET ended.
-    fn secret_fetched(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, key: ObjectKey, object: Option<Rc<Object>>) {
-        if !self.secrets.contains_key(&key) {
+    /// A Secret or ConfigMap GET ended.
+    fn config_object_fetched(&mut self, ctx: &mut Ctx<'_, Msg, Timer>, key: ObjectKey, object: Option<Rc<Object>>) {
+        if !self.config_objects.contains_key(&key) {
             return;
         }
         match object {
             Some(object) => {
                 self.cache.upsert(object);
-                self.secrets.insert(key, SecretFetch::Present);
+                self.config_objects.insert(key, ConfigFetch::Present);
             }
             None => {
                 let retry_at_ns = ctx.now().as_nanos().saturating_add(SECRET_RETRY_INTERVAL.as_nanos() as u64);
-                self.secrets.insert(key, SecretFetch::Missing { retry_at_ns });
+                self.config_objects.insert(key, ConfigFetch::Missing { retry_at_ns });
                 ctx.set_timer(SECRET_RETRY_INTERVAL, Timer::Tick("kubelet-secret-retry"));
             }
         }
@@ -405,12 +410,12 @@ impl Component<Msg, Timer> for Kubelet {
             Input::Response { id, msg: Msg::ApiResult(result) } => {
                 let Some(call) = self.calls.remove(&id) else { return };
                 match (call, result) {
-                    (KubeletCall::GetSecret(key), result) => {
+                    (KubeletCall::GetConfigObject(key), result) => {
                         let object = match result {
                             Ok(ApiOk::Object(object)) => Some(object),
                             _ => None,
                         };
-                        self.secret_fetched(ctx, key, object);
+                        self.config_object_fetched(ctx, key, object);
                     }
                     (KubeletCall::RegisterNode, Ok(_)) => {
                         self.registered = true;
@@ -442,7 +447,7 @@ impl Component<Msg, Timer> for Kubelet {
                         KubeletCall::RegisterNode => {
                             ctx.set_timer(Duration::from_secs(1), Timer::Tick("kubelet-register"));
                         }
-                        KubeletCall::GetSecret(key) => self.secret_fetched(ctx, key, None),
+                        KubeletCall::GetConfigObject(key) => self.config_object_fetched(ctx, key, None),
                         _ => {}
                     }
                 }

@@ -188,11 +188,136 @@ fn pod_gc_deletes_pods_of_a_missing_node_after_quarantine_and_a_confirming_get()
         &verify.writes[0],
         &Err(ApiError::new(ApiErrorReason::NotFound, "nodes \"node-1\" not found")),
     );
+    // Upstream's markFailedAndDeletePodWithCondition: the status patch to Failed comes first.
+    let mark = run(&mut gc, &key, &cache, 92);
+    let [patch @ ApiRequest::UpdateStatus { object }] = &mark.writes[..] else { panic!("{:?}", mark.writes) };
+    assert_orphan_marked_failed(object, 92 * S);
+    assert_eq!(gc.orphans_deleted, 0, "nothing is deleted before the patch succeeds");
+    gc.on_write_result(&key, patch, &Ok(ApiOk::Object(object.clone())));
     let delete = run(&mut gc, &key, &cache, 92);
     assert!(
         matches!(&delete.writes[..], [ApiRequest::Delete { grace_period_seconds: Some(0), uid: Some(uid), .. }] if uid == "p1"),
         "{:?}",
         delete.writes
     );
-    assert_eq!(gc.orphans_deleted, 1);
+    assert_eq!((gc.orphans_deleted, gc.marked_failed), (1, 1));
+}
+
+/// The patch PodGC sends for an orphan: phase Failed, DisruptionTarget=True with reason
+/// DeletionByPodGC, the uid kept as precondition and no resourceVersion.
+fn assert_orphan_marked_failed(object: &Object, now_ns: u64) {
+    let Object::Pod(pod) = object else { panic!("{object:?}") };
+    assert_eq!(pod.status.phase, Some(kubedst_core::objects::pod::PodPhase::Failed));
+    let condition = pod.status.conditions.iter().find(|c| c.condition_type == "DisruptionTarget").expect("condition");
+    assert_eq!(condition.status, ConditionStatus::True);
+    assert_eq!(condition.reason.as_deref(), Some("DeletionByPodGC"));
+    assert_eq!(condition.message.as_deref(), Some("PodGC: node no longer exists"));
+    assert_eq!(condition.last_transition_time_ns, Some(now_ns));
+    assert_eq!((pod.metadata.uid.as_deref(), pod.metadata.resource_version.as_deref()), (Some("p1"), None));
+}
+
+fn bound_pod(phase: Option<kubedst_core::objects::pod::PodPhase>, terminating: bool) -> Object {
+    let mut pod = object("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default, uid: p1}\nspec:\n  containers: [{name: c, image: x}]\n");
+    if let Object::Pod(p) = &mut pod {
+        p.spec.node_name = Some("node-1".into());
+        p.status.phase = phase;
+        if terminating {
+            p.metadata.deletion_timestamp_ns = Some(S);
+            p.metadata.deletion_grace_period_seconds = Some(30);
+        }
+    }
+    pod
+}
+
+/// Quarantine and the confirming GET, so that the next reconcile collects the pod.
+fn confirm_missing(gc: &mut PodGarbageCollector, key: &ObjectKey, cache: &Cache) {
+    assert!(run(gc, key, cache, 1).writes.is_empty());
+    let verify = run(gc, key, cache, 41);
+    gc.on_write_result(key, &verify.writes[0], &Err(ApiError::new(ApiErrorReason::NotFound, "not found")));
+}
+
+#[test]
+fn pod_gc_deletes_nothing_while_the_failed_patch_fails() {
+    let key = ObjectKey::new(Kind::Pod, "default", "p");
+    let cache = cache_of(vec![bound_pod(Some(kubedst_core::objects::pod::PodPhase::Running), false)]);
+    let mut gc = PodGarbageCollector::new();
+    confirm_missing(&mut gc, &key, &cache);
+    for attempt in 0..3 {
+        let mark = run(&mut gc, &key, &cache, 42 + attempt);
+        assert!(matches!(&mark.writes[..], [ApiRequest::UpdateStatus { .. }]), "attempt {attempt}: {:?}", mark.writes);
+        // While the patch is in flight, nothing more is sent.
+        assert!(run(&mut gc, &key, &cache, 42 + attempt).writes.is_empty());
+        gc.on_write_result(&key, &mark.writes[0], &Err(ApiError::new(ApiErrorReason::Timeout, "timed out")));
+    }
+    assert_eq!((gc.orphans_deleted, gc.marked_failed), (0, 0));
+}
+
+#[test]
+fn pod_gc_deletes_an_already_finished_orphan_without_patching_it() {
+    for phase in [kubedst_core::objects::pod::PodPhase::Succeeded, kubedst_core::objects::pod::PodPhase::Failed] {
+        let key = ObjectKey::new(Kind::Pod, "default", "p");
+        let cache = cache_of(vec![bound_pod(Some(phase), false)]);
+        let mut gc = PodGarbageCollector::new();
+        confirm_missing(&mut gc, &key, &cache);
+        let delete = run(&mut gc, &key, &cache, 42);
+        assert!(
+            matches!(&delete.writes[..], [ApiRequest::Delete { grace_period_seconds: Some(0), .. }]),
+            "{phase:?}: {:?}",
+            delete.writes
+        );
+        assert_eq!((gc.orphans_deleted, gc.marked_failed), (1, 0));
+    }
+}
+
+/// `gcTerminating`: a terminating pod on a NotReady node tainted `node.kubernetes.io/out-of-service`
+/// is marked Failed (no condition: upstream passes none for this rule) and force-deleted; the
+/// taint alone on a Ready node, or a pod not being deleted, is left alone.
+#[test]
+fn pod_gc_collects_terminating_pods_on_out_of_service_nodes_only() {
+    let taint = |mut node: Object| {
+        if let Object::Node(n) = &mut node {
+            n.spec.taints.push(kubedst_core::objects::cluster::Taint {
+                key: "node.kubernetes.io/out-of-service".into(),
+                value: Some("nodeshutdown".into()),
+                effect: kubedst_core::objects::pod::TaintEffect::NoExecute,
+                time_added_ns: None,
+            });
+        }
+        node
+    };
+    let key = ObjectKey::new(Kind::Pod, "default", "p");
+    let running = Some(kubedst_core::objects::pod::PodPhase::Running);
+    let cases = [
+        ("not ready, tainted, terminating", taint(node(false)), true, true),
+        ("ready, tainted, terminating", taint(node(true)), true, false),
+        ("not ready, untainted, terminating", node(false), true, false),
+        ("not ready, tainted, not terminating", taint(node(false)), false, false),
+    ];
+    for (name, node_object, terminating, collected) in cases {
+        let mut gc = PodGarbageCollector::new();
+        let mut cache = Cache::new();
+        cache.upsert(Rc::new(bound_pod(running, terminating)));
+        // The taint arrives as a node update: that is what queues the pod.
+        let event = cache.upsert(Rc::new(node_object)).unwrap();
+        let queued = gc.on_event(&event, &cache);
+        assert_eq!(queued == vec![key.clone()], collected, "{name}: queued {queued:?}");
+        let mark = run(&mut gc, &key, &cache, 5);
+        if !collected {
+            assert!(mark.writes.is_empty(), "{name}: {:?}", mark.writes);
+            continue;
+        }
+        let [patch @ ApiRequest::UpdateStatus { object }] = &mark.writes[..] else {
+            panic!("{name}: {:?}", mark.writes)
+        };
+        let Object::Pod(pod) = &**object else { unreachable!() };
+        assert_eq!(pod.status.phase, Some(kubedst_core::objects::pod::PodPhase::Failed), "{name}");
+        assert!(pod.status.conditions.iter().all(|c| c.condition_type != "DisruptionTarget"), "{name}");
+        gc.on_write_result(&key, patch, &Ok(ApiOk::Object(object.clone())));
+        let delete = run(&mut gc, &key, &cache, 5);
+        assert!(
+            matches!(&delete.writes[..], [ApiRequest::Delete { grace_period_seconds: Some(0), uid: Some(uid), .. }] if uid == "p1"),
+            "{name}"
+        );
+        assert_eq!((gc.out_of_service_deleted, gc.orphans_deleted), (1, 0), "{name}");
+    }
 }

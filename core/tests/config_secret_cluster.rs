@@ -1,8 +1,8 @@
 //! ConfigMaps, Secrets and who may read them, in the whole cluster: a pod whose ConfigMap or
 //! Secret is missing does not start (CreateContainerConfigError, not ready, nothing in the runtime)
 //! and starts once it exists; an `optional` reference does not block; Secrets are readable only by
-//! the identities whose role allows it (403 otherwise), and a kubelet reads the Secrets of its own
-//! pods. Ground truth: etcd and the nodes' runtimes.
+//! the identities whose role allows it (403 otherwise), and a kubelet reads the Secrets and
+//! ConfigMaps of its own pods only (the Node authorizer). Ground truth: etcd and the nodes' runtimes.
 
 use kubedst_core::api::{ApiErrorReason, ApiRequest, ListFrom, ObjectKey};
 use kubedst_core::cluster::{Cluster, ClusterConfig};
@@ -108,7 +108,7 @@ fn waits_then_starts(seed: u64) {
     for loaded in load_manifests("config.yaml", CONFIG).unwrap().objects {
         cluster.create(loaded.object);
     }
-    // The kubelet reads a missing Secret again every 10 s; the ConfigMap informer sees it at once.
+    // The kubelet reads a missing Secret or ConfigMap again every 10 s (SECRET_RETRY_INTERVAL).
     let bound = created_at + Duration::from_secs(15);
     let mut started_after = None;
     while cluster.sim.now() < bound {
@@ -197,4 +197,77 @@ fn the_node_authorizer_follows_the_pods_references() {
     // Other kinds are not restricted.
     assert!(rbac::authorize(rbac::SCHEDULER, Verb::List, Kind::Pod, "default", "", pods_of).is_ok());
     assert_eq!(rbac::referenced_secrets(&bound), vec!["db".to_string()]);
+}
+
+/// The Node authorizer's rule for ConfigMaps in the whole cluster: the kubelet of the node that
+/// runs `needs-config` reads `settings` (and the pod starts), the other kubelet gets 403, as does
+/// a list or watch by either; other components still read ConfigMaps.
+#[test]
+fn config_maps_are_readable_by_a_kubelet_only_for_its_own_pods() {
+    let mut cluster = Cluster::build(ClusterConfig::standard(6, 2));
+    for loaded in load_manifests("config.yaml", CONFIG).unwrap().objects {
+        cluster.create(loaded.object);
+    }
+    let needs_config = load_manifests("pods.yaml", PODS).unwrap().objects.remove(1).object;
+    cluster.create(needs_config);
+    cluster.sim.run_until(Time::from_secs(10)).unwrap();
+    let started = pod(&cluster, "needs-config");
+    assert!(started.is_ready() && runs(&cluster, &started), "the pod needing the ConfigMap started on its node");
+    let node = started.spec.node_name.clone().unwrap();
+    let other = if node == "node-0" { "node-1" } else { "node-0" };
+    let get = ApiRequest::Get { key: ObjectKey::new(Kind::ConfigMap, "default", "settings") };
+    let list = ApiRequest::List { kind: Kind::ConfigMap, namespace: Some("default".into()), from: ListFrom::Quorum };
+    let cases = [
+        (rbac::node_user(other), get.clone(), false),
+        (rbac::node_user(&node), list.clone(), false),
+        (rbac::node_user(&node), get.clone(), true),
+        (rbac::SCHEDULER.to_string(), get.clone(), true),
+        (rbac::CONTROLLER_MANAGER.to_string(), list.clone(), true),
+        (rbac::ADMIN.to_string(), get.clone(), true),
+    ];
+    for (user, request, allowed) in &cases {
+        cluster.submit_as(user, request.clone());
+        cluster.run_until_answered(cluster.sim.now() + Duration::from_secs(5)).unwrap();
+        match (allowed, cluster.last_result().expect("answered")) {
+            (true, Ok(_)) => {}
+            (false, Err(error)) => {
+                assert_eq!((error.reason, error.code()), (ApiErrorReason::Forbidden, 403), "{user}: {error}");
+                assert!(error.message.contains("resource \"configmaps\""), "{error}");
+                assert!(error.message.contains(&format!("User \"{user}\"")), "{error}");
+            }
+            (allowed, result) => panic!("{user} {}: expected allowed={allowed}, got {result:?}", request.verb()),
+        }
+    }
+    // The kubelets hold no ConfigMap informer any more: no watch of the whole kind to be refused.
+    for &id in &cluster.kubelets {
+        let kubelet = cluster.sim.component::<Kubelet>(id).unwrap();
+        assert!(kubelet.informers().iter().all(|informer| informer.kind != Kind::ConfigMap));
+    }
+}
+
+#[test]
+fn the_node_authorizer_follows_the_pods_config_map_references() {
+    let pods = load_manifests("pods.yaml", PODS).unwrap().objects;
+    let Object::Pod(mut bound) = pods[1].object.clone() else { panic!() };
+    bound.spec.node_name = Some("node-0".into());
+    let pods_of = |node: &str, _: &str| if node == "node-0" { vec![&bound] } else { Vec::new() };
+    let decide = |user: &str, verb, name: &str| rbac::authorize(user, verb, Kind::ConfigMap, "default", name, pods_of);
+    assert!(decide("system:node:node-0", Verb::Get, "settings").is_ok());
+    assert!(decide("system:node:node-0", Verb::Get, "other").is_err(), "a ConfigMap no pod of the node references");
+    assert!(decide("system:node:node-0", Verb::Watch, "").is_err());
+    assert!(decide("system:node:node-0", Verb::List, "").is_err());
+    assert!(decide("system:node:node-0", Verb::Update, "settings").is_err());
+    assert!(decide("system:node:node-1", Verb::Get, "settings").is_err());
+    // The Secret rule does not leak into ConfigMaps: other components keep reading them.
+    assert!(decide(rbac::SCHEDULER, Verb::Get, "settings").is_ok());
+    assert!(decide(rbac::ANONYMOUS, Verb::List, "").is_ok());
+    let error = decide("system:node:node-1", Verb::Get, "settings").unwrap_err();
+    assert_eq!(
+        error.message,
+        "configmaps \"settings\" is forbidden: User \"system:node:node-1\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"default\""
+    );
+    // A Secret reference is not a ConfigMap reference, and the other way round.
+    assert_eq!(rbac::referenced_config_maps(&bound), vec!["settings".to_string()]);
+    assert!(rbac::referenced_secrets(&bound).is_empty());
+    assert!(rbac::authorize("system:node:node-0", Verb::Get, Kind::Secret, "default", "settings", pods_of).is_err());
 }

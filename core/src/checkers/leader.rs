@@ -2,7 +2,8 @@
 //!
 //! Ground truth is each `ControllerHost` replica's own belief ([`ControllerHost::is_leader`]):
 //! a replica that believes it leads runs its reconcilers and writes. The checker groups the
-//! replicas that run leader election by lease and reads them after every engine step (a belief
+//! replicas that run leader election (controller managers, schedulers and cloud controller
+//! managers) by lease and reads them after every engine step (a belief
 //! changes only when a replica handles an input, and every handled input is one step).
 
 use super::{Cadence, Checker, Label, Violation, World};
@@ -37,7 +38,8 @@ impl Checker for OneLeaderPerLease {
 
     fn inspect(&mut self, world: &World<'_>) -> Vec<Violation> {
         let cluster = world.cluster;
-        if cluster.controller_managers.len() + cluster.schedulers.len() <= 2 {
+        let replicas = cluster.controller_managers.len() + cluster.schedulers.len();
+        if replicas <= 2 && cluster.cloud_controller_managers.len() <= 1 {
             // One replica of each (no leader election): nothing can overlap. Still one judgement
             // per step, so that the report shows the property was looked at.
             self.judged += 1;
@@ -46,7 +48,9 @@ impl Checker for OneLeaderPerLease {
         // Lease (namespace, name) -> the replicas that believe they hold it. Borrowed keys: this
         // runs after every step.
         let mut leaders: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-        for &id in cluster.controller_managers.iter().chain(&cluster.schedulers) {
+        let replicas =
+            cluster.controller_managers.iter().chain(&cluster.schedulers).chain(&cluster.cloud_controller_managers);
+        for &id in replicas {
             let Some(host) = cluster.sim.component::<ControllerHost>(id) else { continue };
             let Some(elector) = host.elector() else { continue };
             let config = elector.config();
