@@ -292,3 +292,21 @@ fn a_clock_offset_on_the_followers_does_not_matter() {
     assert!(watch.old_stopped.unwrap() < watch.takeover.unwrap(), "{watch:?}");
     assert_ne!(the_leader(&cluster, &managers), leader);
 }
+
+/// The leader's wall clock jumps back 30 s at 6 s, before the clock has reached 30 s. Its Lease
+/// renewals must still change the record (renewTime moves on), or the followers, which restart
+/// their lease timers only on a changed record, take over from a leader that is renewing: two
+/// leaders (found by the workload_faults fuzz target). Found with the clock stuck at its zero.
+#[test]
+fn a_backward_jump_past_the_clock_zero_on_the_leader_does_not_make_two_leaders() {
+    for seed in 1..=4 {
+        let mut cluster = cluster(seed);
+        let mut watch = Watch::default();
+        run_checked(&mut cluster, Time::from_secs(6), None, &mut watch);
+        for &machine in &cluster.control_plane_machines.clone() {
+            cluster.sim.skew_clock(machine, -30_000_000_000);
+        }
+        run_checked(&mut cluster, Time::from_secs(60), None, &mut watch);
+        assert_eq!(watch.max_leaders, 1, "seed {seed}: {watch:?}");
+    }
+}

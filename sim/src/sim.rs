@@ -837,11 +837,14 @@ impl<M: Message, T: TraceDigest + fmt::Debug + 'static> Sim<M, T> {
         true
     }
 
-    /// Moves a machine's wall clock by `offset_ns`.
+    /// Moves a machine's wall clock by `offset_ns`. A step back stops at the clock's zero (the
+    /// run's epoch), from where the clock runs on: a clock held at zero would read the same
+    /// instant over and over, which no real clock does (two Lease renewals with one renewTime
+    /// look like a silent leader to its followers).
     pub fn skew_clock(&mut self, machine: MachineId, offset_ns: i64) {
         let clock = &mut self.machines[machine.0 as usize].clock;
         clock.rebase(self.now.as_nanos());
-        clock.base_local_ns += i128::from(offset_ns);
+        clock.base_local_ns = (clock.base_local_ns + i128::from(offset_ns)).max(0);
     }
 
     /// Makes a machine's clock run fast or slow by `drift_ppm` parts per million from now on.

@@ -461,3 +461,15 @@ fn components_are_rebuilt_by_their_factory_from_a_typed_durable_value() {
     sim.run_until(sim.now() + Duration::from_millis(1)).unwrap();
     assert_eq!(sim.component::<Durable>(id).unwrap().writes, vec![0, 1, 2, 3]);
 }
+
+#[test]
+fn a_step_back_past_zero_stops_at_zero_and_the_clock_runs_on() {
+    let mut sim: Sim<u64, u64> = Sim::new(SimConfig::new(5));
+    let machine = sim.add_machine("early");
+    sim.run_until(Time::from_secs(6)).unwrap();
+    sim.skew_clock(machine, -30_000_000_000);
+    assert_eq!(sim.machine_clock(machine), Time::ZERO);
+    sim.run_until(Time::from_secs(8)).unwrap();
+    // Not held at zero: it has advanced by the 2 s that passed since the step.
+    assert_eq!(sim.machine_clock(machine), Time::from_secs(2));
+}
