@@ -224,7 +224,10 @@ impl Serialize for CustomObject {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct CustomObjectBody {
+    /// `metadata:`.
     pub metadata: ObjectMeta,
+    /// `spec:`, free-form.
     pub spec: Value,
+    /// `status:`, free-form.
     pub status: Value,
 }
