@@ -121,7 +121,10 @@ impl Simulation {
     }
 
     /// Adds an eventual promise (asked every second of the liveness phase).
-    pub fn with_promise(mut self, factory: impl Fn() -> Box<dyn EventualPromise> + Send + Sync + 'static) -> Simulation {
+    pub fn with_promise(
+        mut self,
+        factory: impl Fn() -> Box<dyn EventualPromise> + Send + Sync + 'static,
+    ) -> Simulation {
         self.promises.push(Arc::new(factory));
         self
     }

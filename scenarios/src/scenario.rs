@@ -16,8 +16,8 @@ use kubedst_core::cluster::{standard_controllers, standard_scheduler, ClusterCon
 use kubedst_core::harness::ModelFault;
 use kubedst_core::harness::{Action, FaultPlan, Harness, RunReport, RunSpec, TimedAction, Verdict};
 use kubedst_core::manifest::{load_manifests_with, ManifestError, ManifestWarning, SourceLocation};
-use kubedst_core::objects::CustomKind;
 use kubedst_core::node::NodeConfig;
+use kubedst_core::objects::CustomKind;
 use kubedst_core::objects::{Kind, Object};
 use kubedst_core::runtime::{ImageBehavior, ImageBehaviors};
 use kubedst_sim::FaultSchedule;
@@ -692,8 +692,8 @@ impl Scenario {
                         ),
                         other => other,
                     })?;
-                    let loaded = load_manifests_with(&label, &manifest, &self.custom_kinds)
-                        .map_err(ScenarioError::Manifest)?;
+                    let loaded =
+                        load_manifests_with(&label, &manifest, &self.custom_kinds).map_err(ScenarioError::Manifest)?;
                     self.workload.extend(loaded.objects.into_iter().map(|loaded| loaded.object));
                     self.warnings.extend(loaded.warnings);
                     self.manifest_files.push((relative.clone(), manifest));

@@ -165,6 +165,22 @@ pub fn desired_service(app: &CustomObject, spec: &AppSpec) -> Result<Service, St
     Ok(service)
 }
 
+/// What the operator sets on the pod template's containers: name, image, container ports.
+fn container_fields(containers: &[kubedst_core::objects::pod::Container]) -> Vec<(&str, &str, Vec<i32>)> {
+    containers
+        .iter()
+        .map(|container| {
+            let ports = container.ports.iter().map(|port| port.container_port).collect();
+            (container.name.as_str(), container.image.as_str(), ports)
+        })
+        .collect()
+}
+
+/// What the operator sets on the Service's ports: port and target port.
+fn service_ports(ports: &[kubedst_core::objects::networking::ServicePort]) -> Vec<(i32, Option<String>)> {
+    ports.iter().map(|port| (port.port, port.target_port.as_ref().map(|target| format!("{target:?}")))).collect()
+}
+
 /// Whether the object with `meta` is controlled by the App with `uid`.
 fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
     meta.controller_ref().is_some_and(|owner| owner.uid == uid)
@@ -213,8 +229,12 @@ impl Reconciler for AppController {
         match current_deployment.map(|object| &**object) {
             None => writes.push(ApiRequest::Create { object: Rc::new(Object::Deployment(deployment.clone())) }),
             Some(Object::Deployment(current)) if controlled_by(&current.metadata, &uid) => {
+                // Compare only the fields the operator sets: the API server fills in defaults
+                // (pull policy, protocols), so whole structs never compare equal, and an update
+                // on every reconcile would be a loop of writes.
                 if current.spec.replicas != deployment.spec.replicas
-                    || current.spec.template.spec.containers != deployment.spec.template.spec.containers
+                    || container_fields(&current.spec.template.spec.containers)
+                        != container_fields(&deployment.spec.template.spec.containers)
                 {
                     // A conditional update: the cached resourceVersion stays on the object.
                     let mut updated = current.clone();
@@ -231,7 +251,9 @@ impl Reconciler for AppController {
         match cache.get(&service_key).map(|object| &**object) {
             None => writes.push(ApiRequest::Create { object: Rc::new(Object::Service(service)) }),
             Some(Object::Service(current)) if controlled_by(&current.metadata, &uid) => {
-                if current.spec.selector != service.spec.selector || current.spec.ports != service.spec.ports {
+                if current.spec.selector != service.spec.selector
+                    || service_ports(&current.spec.ports) != service_ports(&service.spec.ports)
+                {
                     let mut updated = current.clone();
                     updated.spec.selector = service.spec.selector.clone();
                     updated.spec.ports = service.spec.ports.clone();

@@ -26,9 +26,11 @@ fn without_faults_the_app_becomes_ready_and_owns_its_objects() {
 #[test]
 fn the_promise_fails_when_the_app_never_becomes_ready() {
     // A canary for the promise itself: with no operator, nothing makes the App ready.
-    let without_operator = Simulation::from_text("app-operator.yaml", kubedst_example_app_operator::SCENARIO, &[
-        kubedst_example_app_operator::APP,
-    ])
+    let without_operator = Simulation::from_text(
+        "app-operator.yaml",
+        kubedst_example_app_operator::SCENARIO,
+        &[kubedst_example_app_operator::APP],
+    )
     .unwrap()
     .with_promise(|| Box::new(AppsReady));
     let report = without_operator.run_seed(2).unwrap();
@@ -40,7 +42,7 @@ fn the_promise_fails_when_the_app_never_becomes_ready() {
 }
 
 /// Cases per fault class: small, so that the file stays within seconds.
-const CASES: u32 = 2;
+const CASES: u32 = 8;
 
 fn converges_under(class: FaultClass) {
     let simulation = simulation();
@@ -111,4 +113,26 @@ fn the_operator_runs_in_its_own_host_and_the_simulation_can_cross_threads() {
     let spec = crate::simulation().run_spec(3, None).unwrap();
     assert!(spec.cluster.user_controllers.iter().any(|controller| controller.name == OPERATOR));
     assert!(spec.cluster.custom_kinds.contains(&APP_KIND.custom().unwrap()));
+}
+
+#[test]
+fn a_settled_app_costs_no_writes() {
+    // Comparing whole objects with the server's defaults filled in would update the Deployment
+    // and Service on every reconcile; the operator compares only what it sets.
+    let simulation = simulation();
+    let spec = simulation.run_spec(4, None).unwrap();
+    let mut harness = simulation.scenario().unwrap().harness(spec, Vec::new()).unwrap();
+    harness.add_promise(Box::new(AppsReady));
+    harness.run_fault_phase();
+    harness.heal();
+    assert!(harness.run_liveness_phase(), "{:?}", harness.report().pending);
+    let writes_of = |harness: &kubedst_core::harness::Harness| {
+        harness.cluster.user_controller(OPERATOR, 0).expect("the operator runs").writes
+    };
+    let settled = writes_of(&harness);
+    // Creates of a Deployment and a Service, status writes as replicas became ready, the
+    // Deployment's scale to 4: a few tens at most.
+    assert!((3..=30).contains(&settled), "{settled} writes to settle");
+    harness.cluster.sim.run_for(std::time::Duration::from_secs(60)).unwrap();
+    assert_eq!(writes_of(&harness), settled, "a settled App is left alone");
 }
