@@ -108,6 +108,8 @@ fn the_operator_runs_in_its_own_host_and_the_simulation_can_cross_threads() {
     fn assert_send_sync<T: Send + Sync>(_: &T) {}
     let simulation = simulation();
     assert_send_sync(&simulation);
+    // One whole run on another thread (parallelism across runs, never inside one).
+    #[allow(clippy::disallowed_methods)]
     let report = std::thread::spawn(move || simulation.run_seed(3).unwrap()).join().unwrap();
     assert_eq!(report.verdict, Verdict::Pass, "{}", describe_failure(&report));
     let spec = crate::simulation().run_spec(3, None).unwrap();
@@ -136,3 +138,4 @@ fn a_settled_app_costs_no_writes() {
     harness.cluster.sim.run_for(std::time::Duration::from_secs(60)).unwrap();
     assert_eq!(writes_of(&harness), settled, "a settled App is left alone");
 }
+
