@@ -138,4 +138,3 @@ fn a_settled_app_costs_no_writes() {
     harness.cluster.sim.run_for(std::time::Duration::from_secs(60)).unwrap();
     assert_eq!(writes_of(&harness), settled, "a settled App is left alone");
 }
-
