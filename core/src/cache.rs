@@ -39,14 +39,17 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// An empty cache.
     pub fn new() -> Cache {
         Cache::default()
     }
 
+    /// The object at `key`, as last seen (possibly stale).
     pub fn get(&self, key: &ObjectKey) -> Option<&Rc<Object>> {
         self.objects.get(&key.kind)?.get(&(key.namespace.clone(), key.name.clone()))
     }
 
+    /// The object of `kind` named `namespace/name` (namespace `""` for cluster-scoped kinds).
     pub fn get_by(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Rc<Object>> {
         self.objects.get(&kind)?.get(&(namespace.to_string(), name.to_string()))
     }
@@ -64,10 +67,12 @@ impl Cache {
         }
     }
 
+    /// How many objects of `kind` the cache holds.
     pub fn len(&self, kind: Kind) -> usize {
         self.objects.get(&kind).map_or(0, BTreeMap::len)
     }
 
+    /// Whether the cache holds no object at all.
     pub fn is_empty(&self) -> bool {
         self.objects.values().all(BTreeMap::is_empty)
     }

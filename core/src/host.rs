@@ -13,6 +13,12 @@
 //! reconciler, queue and write in flight (their results are ignored), rebuilding the reconcilers
 //! from the factory and going back to candidate. The informer cache survives that restart (a
 //! simplification: a real restart relists).
+//!
+//! A user's controller gets a host of its own with
+//! [`crate::cluster::ClusterConfig::with_controller`] (one per control-plane replica, leader-elected
+//! when there are several); the reconciler API is in [`crate::controller`].
+
+#![warn(missing_docs)]
 
 use crate::api::{ApiError, ApiErrorReason, ApiOk, ApiRequest, Msg, ObjectKey, Timer};
 use crate::cache::{Cache, CacheEvent};
@@ -57,9 +63,11 @@ pub struct ControllerHost {
     elector: Option<LeaderElector>,
     /// The elector's API call in flight.
     elector_request: Option<RequestId>,
-    /// Counters for reports and tests. `writes` counts the reconcilers' writes only.
+    /// Reconciles run (counters for reports and tests).
     pub reconciles: u64,
+    /// Writes the reconcilers asked for (the elector's lease requests are not counted).
     pub writes: u64,
+    /// Of those, writes that failed (conflicts, timeouts, refusals).
     pub write_errors: u64,
     /// Times the host started or stopped leading (each counts one).
     pub leader_transitions: u64,
@@ -195,6 +203,7 @@ impl ControllerHost {
         &self.cache
     }
 
+    /// The reconciler at `index`, in the order the factory built them.
     pub fn reconciler(&self, index: usize) -> &dyn Reconciler {
         self.reconcilers[index].as_ref()
     }
@@ -212,6 +221,8 @@ impl ControllerHost {
         self.informers.iter().map(|informer| informer.relists).sum()
     }
 
+    /// Whether every informer has listed once (reconciles wait for it, as
+    /// `cache.WaitForCacheSync` makes controllers wait).
     pub fn synced(&self) -> bool {
         self.informers.iter().all(|informer| informer.synced)
     }
