@@ -412,12 +412,20 @@ pub struct PodWorkers {
     host_ip: String,
     ips: PodIpPool,
     workers: BTreeMap<String, PodWorker>,
+    /// Deliberate bugs (negative controls; see [`crate::mutants`]); none by default.
+    pub mutants: crate::mutants::Mutants,
 }
 
 impl PodWorkers {
     /// Workers for the node `node_name` at `host_ip`, handing out pod IPs from `ips`.
     pub fn new(node_name: &str, host_ip: &str, ips: PodIpPool) -> Self {
-        PodWorkers { node_name: node_name.to_string(), host_ip: host_ip.to_string(), ips, workers: BTreeMap::new() }
+        PodWorkers {
+            node_name: node_name.to_string(),
+            host_ip: host_ip.to_string(),
+            ips,
+            workers: BTreeMap::new(),
+            mutants: crate::mutants::Mutants::NONE,
+        }
     }
 
     /// The node's name.
@@ -495,7 +503,7 @@ impl PodWorkers {
                 || worker.seen_runtime_version != runtime.pod_version(uid)
                 || worker.wakeup_ns.is_some_and(|at| at <= now_ns);
             if worker.visit {
-                worker.act(pod, runtime, config, now_ns);
+                worker.act(pod, runtime, config, now_ns, self.mutants);
             }
         }
 
@@ -665,14 +673,24 @@ impl PodWorker {
     }
 
     /// Start, stop, probe and restart, as due at `now_ns`.
-    fn act(&mut self, pod: &Pod, runtime: &mut ContainerRuntime, config: Option<&Cache>, now_ns: u64) {
+    fn act(
+        &mut self,
+        pod: &Pod,
+        runtime: &mut ContainerRuntime,
+        config: Option<&Cache>,
+        now_ns: u64,
+        mutants: crate::mutants::Mutants,
+    ) {
         if pod.metadata.is_terminating() {
             let grace_seconds = pod
                 .metadata
                 .deletion_grace_period_seconds
                 .or(self.spec.termination_grace_period_seconds)
                 .unwrap_or(DEFAULT_GRACE_PERIOD_SECONDS);
-            let grace_ns = u64::try_from(grace_seconds).unwrap_or(0).saturating_mul(SECOND_NS);
+            let mut grace_ns = u64::try_from(grace_seconds).unwrap_or(0).saturating_mul(SECOND_NS);
+            if mutants.contains(crate::mutants::Mutant::KubeletIgnoresGracePeriod) {
+                grace_ns = 0;
+            }
             // A second delete with a shorter grace period shortens the stop; a longer one does not.
             if self.stopping_grace_ns.is_none_or(|current| grace_ns < current) {
                 self.stopping_grace_ns = Some(grace_ns);

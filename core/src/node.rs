@@ -36,6 +36,9 @@ pub struct NodeConfig {
     pub labels: StringMap,
     pub taints: Vec<Taint>,
     pub images: ImageBehaviors,
+    /// Deliberate bugs of the kubelet (negative controls; see [`crate::mutants`]); set by
+    /// [`crate::cluster::Cluster::build`] from the cluster's mutants.
+    pub mutants: crate::mutants::Mutants,
 }
 
 impl NodeConfig {
@@ -51,6 +54,7 @@ impl NodeConfig {
             labels,
             taints: Vec::new(),
             images: ImageBehaviors::default(),
+            mutants: crate::mutants::Mutants::NONE,
         }
     }
 
@@ -130,7 +134,8 @@ impl Kubelet {
         // ConfigMaps are watched whole (a simplification: the Node authorizer restricts them as it
         // does Secrets); Secrets are fetched one by one (`SecretFetch`).
         let informers = vec![pods, Informer::new(1, Kind::ConfigMap)];
-        let workers = PodWorkers::new(&config.name, &config.host_ip(), PodIpPool::for_node_index(config.index));
+        let mut workers = PodWorkers::new(&config.name, &config.host_ip(), PodIpPool::for_node_index(config.index));
+        workers.mutants = config.mutants;
         let runtime = ContainerRuntime::new(config.images.clone());
         let user = crate::rbac::node_user(&config.name);
         Kubelet {

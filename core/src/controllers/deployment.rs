@@ -629,6 +629,15 @@ fn rollout_rolling(
             };
             &ignoring
         }
+        rules_deployment::DeploymentStrategy::RollingUpdate { max_surge, max_unavailable }
+            if mutants.contains(crate::mutants::Mutant::DeploymentRoundsMaxUnavailableUp) =>
+        {
+            ignoring = rules_deployment::DeploymentStrategy::RollingUpdate {
+                max_surge: max_surge.clone(),
+                max_unavailable: IntOrPercent::Int(max_unavailable.scaled_value(replicas, true).unwrap_or(0)),
+            };
+            &ignoring
+        }
         _ => strategy,
     };
     let decisions = rules_deployment::reconcile_old_replica_sets(replicas, old_strategy, &work.infos(), new_index)
