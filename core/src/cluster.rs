@@ -118,7 +118,7 @@ impl ClusterConfig {
     /// Switches `mutants` on: the controller manager then runs the standard controllers with
     /// them (replacing any other controller factory, since only the standard ones know mutants),
     /// a configured scheduler becomes the standard one with them, and the controller hosts'
-    /// informers and leader electors and the kubelets get them as the cluster is built.
+    /// informers and the kubelets get them as the cluster is built.
     pub fn with_mutants(mut self, mutants: Mutants) -> ClusterConfig {
         self.mutants = mutants;
         self.controllers = Some(standard_controllers_with(mutants));
@@ -205,7 +205,7 @@ impl Cluster {
                 let servers = servers.clone();
                 let identity = format!("{lease}-{index}");
                 let mutants = config.mutants;
-                let election = elect.then(|| LeaderElectionConfig { mutants, ..LeaderElectionConfig::new(lease, &identity) });
+                let election = elect.then(|| LeaderElectionConfig::new(lease, &identity));
                 let user = format!("system:{lease}");
                 ids.push(sim.add_component(machine, &identity, move |_| {
                     let host = ControllerHost::from_factory(servers.clone(), factory.clone())

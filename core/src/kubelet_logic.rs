@@ -503,7 +503,7 @@ impl PodWorkers {
                 || worker.seen_runtime_version != runtime.pod_version(uid)
                 || worker.wakeup_ns.is_some_and(|at| at <= now_ns);
             if worker.visit {
-                worker.act(pod, runtime, config, now_ns, self.mutants);
+                worker.act(pod, runtime, config, now_ns);
             }
         }
 
@@ -518,7 +518,7 @@ impl PodWorkers {
             if worker.visit {
                 worker.visit = false;
                 wakeups.clear();
-                worker.observe(runtime, now_ns);
+                worker.observe(runtime, now_ns, self.mutants);
                 let status = worker.status(pod, runtime, config, now_ns, &self.host_ip);
                 let api_has_it = status == pod.status;
                 let resend_due = |last: Option<(&PodStatus, u64)>| match last {
@@ -673,24 +673,14 @@ impl PodWorker {
     }
 
     /// Start, stop, probe and restart, as due at `now_ns`.
-    fn act(
-        &mut self,
-        pod: &Pod,
-        runtime: &mut ContainerRuntime,
-        config: Option<&Cache>,
-        now_ns: u64,
-        mutants: crate::mutants::Mutants,
-    ) {
+    fn act(&mut self, pod: &Pod, runtime: &mut ContainerRuntime, config: Option<&Cache>, now_ns: u64) {
         if pod.metadata.is_terminating() {
             let grace_seconds = pod
                 .metadata
                 .deletion_grace_period_seconds
                 .or(self.spec.termination_grace_period_seconds)
                 .unwrap_or(DEFAULT_GRACE_PERIOD_SECONDS);
-            let mut grace_ns = u64::try_from(grace_seconds).unwrap_or(0).saturating_mul(SECOND_NS);
-            if mutants.contains(crate::mutants::Mutant::KubeletIgnoresGracePeriod) {
-                grace_ns = 0;
-            }
+            let grace_ns = u64::try_from(grace_seconds).unwrap_or(0).saturating_mul(SECOND_NS);
             // A second delete with a shorter grace period shortens the stop; a longer one does not.
             if self.stopping_grace_ns.is_none_or(|current| grace_ns < current) {
                 self.stopping_grace_ns = Some(grace_ns);
@@ -791,7 +781,7 @@ impl PodWorker {
     }
 
     /// Updates per-container readiness from the runtime after this sync's operations.
-    fn observe(&mut self, runtime: &ContainerRuntime, now_ns: u64) {
+    fn observe(&mut self, runtime: &ContainerRuntime, now_ns: u64, mutants: crate::mutants::Mutants) {
         for container in &mut self.containers {
             let state = runtime.container_state(&self.uid, &container.name);
             let running = state.is_some_and(|s| s.is_running());
@@ -804,7 +794,7 @@ impl PodWorker {
                     container.ready = false;
                 }
             }
-            if container.readiness.is_none() {
+            if container.readiness.is_none() || mutants.contains(crate::mutants::Mutant::KubeletReadyBeforeProbe) {
                 container.ready = running;
             } else if !running {
                 container.ready = false;

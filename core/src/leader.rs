@@ -63,8 +63,6 @@ pub struct LeaderElectionConfig {
     pub lease_duration: Duration,
     pub renew_deadline: Duration,
     pub retry_period: Duration,
-    /// Deliberate bugs (negative controls; see [`crate::mutants`]); none by default.
-    pub mutants: crate::mutants::Mutants,
 }
 
 impl LeaderElectionConfig {
@@ -77,7 +75,6 @@ impl LeaderElectionConfig {
             lease_duration: DEFAULT_LEASE_DURATION,
             renew_deadline: DEFAULT_RENEW_DEADLINE,
             retry_period: DEFAULT_RETRY_PERIOD,
-            mutants: crate::mutants::Mutants::NONE,
         }
     }
 
@@ -262,15 +259,6 @@ impl LeaderElector {
         let mut out = Vec::new();
         let Some(step) = self.step.take() else { return out };
         match (step, result) {
-            (Step::FastUpdate | Step::Update, Err(error))
-                if error.reason == ApiErrorReason::Conflict
-                    && self.config.mutants.contains(crate::mutants::Mutant::LeaderElectionOverwritesOnConflict) =>
-            {
-                self.count_conflict(error);
-                let mut lease = self.lease_with(&self.record);
-                Rc::make_mut(&mut lease).meta_mut().resource_version = None;
-                self.send(Step::Update, ApiRequest::Update { object: lease }, &mut out);
-            }
             (Step::FastUpdate, Ok(ApiOk::Object(lease))) => {
                 self.lease = Some(lease.clone());
                 let record = self.record.clone();

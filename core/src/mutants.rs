@@ -2,15 +2,15 @@
 //! must fail, which proves that they can (TigerBeetle's canaries, mutation testing's mutants).
 //!
 //! Each mutant is one guarded branch at the point where a real class of controller bug would
-//! live: a stale read, a lost update, wrong rounding, a missed 410, an off-by-one, and so on. Its
+//! live: a stale read, wrong rounding, a missed 410, an off-by-one, and so on. Its
 //! doc comment names the class. `kubedst mutants` runs each against the scenario and fault class
 //! that exercise it (`kubedst_scenarios::mutants`) and reports how fast the sweep finds it.
 //!
 //! Off by default and free when off: a [`Mutants`] set is a `Copy` bit set that a component
 //! tests with one branch at the point it would misbehave. A mutant is switched on for a cluster
 //! with [`crate::cluster::ClusterConfig::with_mutants`], which hands the set to the standard
-//! controllers, the scheduler, the controller hosts' informers and leader electors, and the
-//! kubelets as they are built. New mutants take the next bit and a line in [`Mutant::ALL`].
+//! controllers, the scheduler, the controller hosts' and kubelets' informers, and the kubelets
+//! as they are built. New mutants take the next bit and a line in [`Mutant::ALL`].
 
 use std::fmt;
 
@@ -33,6 +33,10 @@ pub enum Mutant {
     /// pod as available, ignoring `minReadySeconds`, so the Deployment controller scales old pods
     /// down before the new ones have been ready long enough.
     ReplicaSetCountsReadyAsAvailable,
+    /// Counting ready instead of available pods, in the Deployment controller: it sizes the
+    /// old ReplicaSets' scale-down by their ready pods (`readyReplicas`) instead of
+    /// `availableReplicas`, so `minReadySeconds` no longer holds old pods back.
+    DeploymentCountsReadyAsAvailable,
     /// An off-by-one at the `minReadySeconds` boundary: the ReplicaSet controller counts a pod
     /// available one second early (it compares against `minReadySeconds - 1`, the classic
     /// `>` for `>=` in whole seconds), and asks to look again at that earlier time.
@@ -41,22 +45,20 @@ pub enum Mutant {
     /// cache and watches again from "now" instead of relisting, so every change in the gap (a
     /// pod deleted, a status written) is missed for good.
     InformerSkipsRelistAfterGone,
-    /// A lost update (ignoring 409, retrying with a blind overwrite): a leader-election candidate
-    /// whose conditional Lease update conflicts writes the Lease again without a
-    /// resourceVersion, overwriting the current holder's record, and believes it leads.
-    LeaderElectionOverwritesOnConflict,
     /// The scheduler ignores taints: NoSchedule and NoExecute taints filter no node, so pods
     /// land on unreachable, not-ready or cordoned nodes.
     SchedulerIgnoresTaints,
     /// Over-committing allocatable: the scheduler's resource fit ignores the requests of pods
     /// already on the node, so a node takes more pods than its allocatable CPU and memory hold.
     SchedulerIgnoresRequestedResources,
-    /// Endpoints kept ready while terminating: the EndpointSlice controller marks a terminating
-    /// pod's endpoint ready, so kube-proxy keeps routing to pods that are shutting down.
-    EndpointSliceKeepsTerminatingReady,
-    /// The kubelet ignores `terminationGracePeriodSeconds`: a deleted pod's containers are killed
-    /// at once instead of being sent SIGTERM and given their grace period to drain.
-    KubeletIgnoresGracePeriod,
+    /// Not-ready endpoints kept ready: the EndpointSlice controller marks every endpoint ready
+    /// (as if the Service published not-ready addresses), so kube-proxy routes to pods that fail
+    /// their readiness probe or have not passed it yet.
+    EndpointSliceKeepsNotReadyEndpoints,
+    /// A missed transient state: the kubelet reports a container Ready as soon as it runs,
+    /// skipping the not-ready window before its readiness probe first passes, so traffic reaches
+    /// apps that are still starting.
+    KubeletReadyBeforeProbe,
     /// The Job controller counts a failed pod as succeeded, so a Job completes with fewer real
     /// successes than `completions`.
     JobCountsFailedAsSucceeded,
@@ -68,13 +70,13 @@ impl Mutant {
         Mutant::DeploymentIgnoresMaxUnavailable,
         Mutant::DeploymentRoundsMaxUnavailableUp,
         Mutant::ReplicaSetCountsReadyAsAvailable,
+        Mutant::DeploymentCountsReadyAsAvailable,
         Mutant::ReplicaSetMinReadyOffByOne,
         Mutant::InformerSkipsRelistAfterGone,
-        Mutant::LeaderElectionOverwritesOnConflict,
         Mutant::SchedulerIgnoresTaints,
         Mutant::SchedulerIgnoresRequestedResources,
-        Mutant::EndpointSliceKeepsTerminatingReady,
-        Mutant::KubeletIgnoresGracePeriod,
+        Mutant::EndpointSliceKeepsNotReadyEndpoints,
+        Mutant::KubeletReadyBeforeProbe,
         Mutant::JobCountsFailedAsSucceeded,
     ];
 
@@ -84,13 +86,13 @@ impl Mutant {
             Mutant::DeploymentIgnoresMaxUnavailable => "deployment_ignores_max_unavailable",
             Mutant::DeploymentRoundsMaxUnavailableUp => "deployment_rounds_max_unavailable_up",
             Mutant::ReplicaSetCountsReadyAsAvailable => "replicaset_counts_ready_as_available",
+            Mutant::DeploymentCountsReadyAsAvailable => "deployment_counts_ready_as_available",
             Mutant::ReplicaSetMinReadyOffByOne => "replicaset_min_ready_off_by_one",
             Mutant::InformerSkipsRelistAfterGone => "informer_skips_relist_after_gone",
-            Mutant::LeaderElectionOverwritesOnConflict => "leader_election_overwrites_on_conflict",
             Mutant::SchedulerIgnoresTaints => "scheduler_ignores_taints",
             Mutant::SchedulerIgnoresRequestedResources => "scheduler_ignores_requested_resources",
-            Mutant::EndpointSliceKeepsTerminatingReady => "endpointslice_keeps_terminating_ready",
-            Mutant::KubeletIgnoresGracePeriod => "kubelet_ignores_grace_period",
+            Mutant::EndpointSliceKeepsNotReadyEndpoints => "endpointslice_keeps_not_ready_endpoints",
+            Mutant::KubeletReadyBeforeProbe => "kubelet_ready_before_probe",
             Mutant::JobCountsFailedAsSucceeded => "job_counts_failed_as_succeeded",
         }
     }
@@ -102,13 +104,13 @@ impl Mutant {
             Mutant::DeploymentIgnoresMaxUnavailable => "rollout budget ignored",
             Mutant::DeploymentRoundsMaxUnavailableUp => "wrong rounding of maxUnavailable",
             Mutant::ReplicaSetCountsReadyAsAvailable => "ready counted as available (minReadySeconds ignored)",
+            Mutant::DeploymentCountsReadyAsAvailable => "ready counted as available (Deployment controller)",
             Mutant::ReplicaSetMinReadyOffByOne => "off-by-one at the minReadySeconds boundary",
             Mutant::InformerSkipsRelistAfterGone => "no relist after 410 Gone",
-            Mutant::LeaderElectionOverwritesOnConflict => "lost update: blind overwrite after 409",
             Mutant::SchedulerIgnoresTaints => "scheduler ignores taints",
             Mutant::SchedulerIgnoresRequestedResources => "scheduler over-commits allocatable",
-            Mutant::EndpointSliceKeepsTerminatingReady => "terminating endpoints kept ready",
-            Mutant::KubeletIgnoresGracePeriod => "terminationGracePeriod ignored",
+            Mutant::EndpointSliceKeepsNotReadyEndpoints => "not-ready endpoints kept ready",
+            Mutant::KubeletReadyBeforeProbe => "missed transient state: Ready before the probe passes",
             Mutant::JobCountsFailedAsSucceeded => "failed pods counted as succeeded",
         }
     }

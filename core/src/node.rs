@@ -130,6 +130,7 @@ pub struct Kubelet {
 impl Kubelet {
     pub fn new(config: NodeConfig, api_servers: Vec<ComponentId>) -> Kubelet {
         let mut pods = Informer::new(0, Kind::Pod);
+        pods.mutants = config.mutants;
         pods.node_name = Some(config.name.clone());
         // ConfigMaps are watched whole (a simplification: the Node authorizer restricts them as it
         // does Secrets); Secrets are fetched one by one (`SecretFetch`).

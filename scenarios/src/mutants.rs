@@ -2,13 +2,14 @@
 //! class that exercise it, a sweep over seeds until the first failure, and a shrink of that
 //! failure. `kubedst mutants` prints the results; `tests/mutants.rs` holds them to a budget.
 //!
-//! A mutant counts as found when a seed of its scenario fails with the mutant on. The hunt then
+//! A mutant counts as found when a seed of its scenario fails with the mutant on and passes with
+//! it off (a seed that fails either way is skipped and listed: it says nothing of the mutant). The hunt then
 //! shrinks the failing fault plan (and timeline) with [`crate::shrink`] and runs the shrunk case
 //! once more without the mutant: it must pass, or the failure was not the mutant's.
 //!
-//! Two scenarios exist only for mutants ([`MUTANT_SCENARIOS`]): no built-in sets
-//! `minReadySeconds`, and none fills its nodes, so without them the minReadySeconds and
-//! resource-fit mutants would have nothing to get wrong.
+//! Three scenarios exist only for mutants ([`MUTANT_SCENARIOS`]): no built-in sets
+//! `minReadySeconds`, fills its nodes, or drains a node, so without them the minReadySeconds,
+//! resource-fit and taint mutants would have nothing to get wrong.
 
 use crate::repro::apply_to_spec;
 use crate::shrink::{shrink, Candidate};
@@ -22,9 +23,10 @@ use serde::Serialize;
 use std::time::Instant;
 
 /// Scenarios written for mutants: name and text. `kubedst run` finds them by name too.
-pub const MUTANT_SCENARIOS: [(&str, &str); 2] = [
+pub const MUTANT_SCENARIOS: [(&str, &str); 3] = [
     ("mutant-min-ready-rollout", include_str!("../mutants/mutant-min-ready-rollout.yaml")),
     ("mutant-full-nodes-rollout", include_str!("../mutants/mutant-full-nodes-rollout.yaml")),
+    ("mutant-drain-then-lose", include_str!("../mutants/mutant-drain-then-lose.yaml")),
 ];
 
 /// A mutant scenario by name.
@@ -46,26 +48,30 @@ pub struct Target {
     pub mutant: Mutant,
     /// A built-in scenario or one of [`MUTANT_SCENARIOS`].
     pub scenario: &'static str,
-    /// A fault profile drawn from the seed (`none`, a fault class), or `None` for the scenario's
-    /// own faults.
+    /// A fault profile drawn from the seed (`none`, a fault class), `+class` for the scenario's
+    /// own faults plus that class's, or `None` for the scenario's own faults.
     pub profile: Option<&'static str>,
 }
+
+/// 410s come from etcd's compactions in the scenario; control-plane crashes break the watches
+/// so that informers rewatch from a compacted revision, which is when a relist matters.
+const INFORMER_PROFILE: &str = "+control_plane_crash";
 
 /// The table: for each mutant, the scenario and fault class that exercise the code it breaks.
 pub fn target(mutant: Mutant) -> Target {
     let (scenario, profile) = match mutant {
         // Its own creates not yet seen: a lagging watch cache widens that window.
-        Mutant::ReplicaSetIgnoresExpectations => ("scale-storm", Some("watch_cache_lag")),
+        Mutant::ReplicaSetIgnoresExpectations => ("rolling-update", Some("watch_cache_lag")),
         Mutant::DeploymentIgnoresMaxUnavailable => ("rolling-update", Some("none")),
         Mutant::DeploymentRoundsMaxUnavailableUp => ("rolling-update", Some("none")),
         Mutant::ReplicaSetCountsReadyAsAvailable => ("mutant-min-ready-rollout", Some("none")),
+        Mutant::DeploymentCountsReadyAsAvailable => ("mutant-min-ready-rollout", Some("none")),
         Mutant::ReplicaSetMinReadyOffByOne => ("mutant-min-ready-rollout", Some("none")),
-        Mutant::InformerSkipsRelistAfterGone => ("watch-compaction-relist", None),
-        Mutant::LeaderElectionOverwritesOnConflict => ("leader-election-clock-skew", None),
-        Mutant::SchedulerIgnoresTaints => ("node-crash-eviction", None),
+        Mutant::InformerSkipsRelistAfterGone => ("watch-compaction-relist", Some(INFORMER_PROFILE)),
+        Mutant::SchedulerIgnoresTaints => ("mutant-drain-then-lose", None),
         Mutant::SchedulerIgnoresRequestedResources => ("mutant-full-nodes-rollout", Some("none")),
-        Mutant::EndpointSliceKeepsTerminatingReady => ("rolling-update", Some("none")),
-        Mutant::KubeletIgnoresGracePeriod => ("rolling-update", Some("none")),
+        Mutant::EndpointSliceKeepsNotReadyEndpoints => ("rolling-update", Some("none")),
+        Mutant::KubeletReadyBeforeProbe => ("rolling-update", Some("none")),
         Mutant::JobCountsFailedAsSucceeded => ("job-node-crashes", Some("container_faults")),
     };
     Target { mutant, scenario, profile }
@@ -75,6 +81,16 @@ pub fn target(mutant: Mutant) -> Target {
 /// `mutants` switched on.
 pub fn spec_of(scenario: &Scenario, profile: Option<&str>, seed: u64, mutants: Mutants) -> Result<RunSpec, String> {
     let faults = match profile {
+        // `+class`: the scenario's own faults and the class's plan for the seed.
+        Some(extra) if extra.starts_with('+') => {
+            let mut plan = scenario.fault_plan(seed).map_err(|error| error.to_string())?;
+            let drawn = scenario.profile_plan(&extra[1..], seed).map_err(|error| error.to_string())?;
+            plan.engine.faults.extend(drawn.engine.faults);
+            plan.engine.faults.sort_by_key(|timed| timed.at);
+            plan.model.extend(drawn.model);
+            plan.model.sort_by_key(|timed| timed.at);
+            Some(plan)
+        }
         Some(profile) => Some(scenario.profile_plan(profile, seed).map_err(|error| error.to_string())?),
         None => None,
     };
@@ -102,6 +118,8 @@ pub struct Hunt {
     /// Seeds run up to and including the first failing one (all of them if none failed).
     pub seeds_run: u64,
     pub first_failing_seed: Option<u64>,
+    /// Seeds that failed with the mutant but also without it (skipped: not the mutant's doing).
+    pub seeds_failing_without_mutant: Vec<u64>,
     /// Wall time from the first seed to the end of the first failing run.
     pub wall_ms_to_failure: Option<u64>,
     /// The first failure's signature (its first violation, details taken out).
@@ -130,6 +148,7 @@ pub fn hunt(mutant: Mutant, seeds: u64, shrink_budget: usize) -> Result<Hunt, St
         found: false,
         seeds_run: 0,
         first_failing_seed: None,
+        seeds_failing_without_mutant: Vec::new(),
         wall_ms_to_failure: None,
         signature: None,
         faults_before_shrink: None,
@@ -146,6 +165,12 @@ pub fn hunt(mutant: Mutant, seeds: u64, shrink_budget: usize) -> Result<Hunt, St
         let faults = spec.faults.clone();
         let report = run(spec)?;
         if report.verdict == Verdict::Fail {
+            // A seed that fails without the mutant too says nothing about the mutant.
+            let clean = run(spec_of(&scenario, target.profile, seed, Mutants::NONE)?)?;
+            if clean.verdict == Verdict::Fail {
+                hunt.seeds_failing_without_mutant.push(seed);
+                continue;
+            }
             failure = Some((seed, faults, report));
             break;
         }
@@ -160,10 +185,22 @@ pub fn hunt(mutant: Mutant, seeds: u64, shrink_budget: usize) -> Result<Hunt, St
     hunt.faults_before_shrink = Some(faults.len());
     let actions = scenario.to_run_spec(seed, Some(FaultPlan::default())).map_err(|e| e.to_string())?.actions.len();
     let start = Candidate { faults, actions_kept: (0..actions).collect() };
+    // A smaller case counts only if it still fails with the mutant *and* passes without it:
+    // shrinking must not drift to a case that fails for another reason (dropping the drain
+    // before a node is lost, say).
     let mut run_candidate = |candidate: &Candidate| -> Result<RunReport, String> {
         let mut spec = spec_of(&scenario, target.profile, seed, Mutants::only(mutant))?;
         apply_to_spec(&mut spec, &candidate.faults, Some(&candidate.actions_kept))?;
-        run(spec)
+        let mut report = run(spec)?;
+        if report.verdict == Verdict::Fail {
+            let mut clean = spec_of(&scenario, target.profile, seed, Mutants::NONE)?;
+            apply_to_spec(&mut clean, &candidate.faults, Some(&candidate.actions_kept))?;
+            if run(clean)?.verdict == Verdict::Fail {
+                report.verdict = Verdict::Pass;
+                report.violations.clear();
+            }
+        }
+        Ok(report)
     };
     let shrunk = shrink(start, &signature, shrink_budget, &mut run_candidate)?;
     hunt.shrunk_faults = Some(shrunk.candidate.faults.len());
@@ -206,6 +243,7 @@ mod tests {
             found,
             seeds_run,
             first_failing_seed: None,
+            seeds_failing_without_mutant: Vec::new(),
             wall_ms_to_failure: None,
             signature: None,
             faults_before_shrink: None,

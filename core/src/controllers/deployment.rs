@@ -640,7 +640,13 @@ fn rollout_rolling(
         }
         _ => strategy,
     };
-    let decisions = rules_deployment::reconcile_old_replica_sets(replicas, old_strategy, &work.infos(), new_index)
+    let mut infos = work.infos();
+    if mutants.contains(crate::mutants::Mutant::DeploymentCountsReadyAsAvailable) {
+        for (info, rs) in infos.iter_mut().zip(&work.rss) {
+            info.available_replicas = rs.status.ready_replicas;
+        }
+    }
+    let decisions = rules_deployment::reconcile_old_replica_sets(replicas, old_strategy, &infos, new_index)
         .map_err(map_rules_error)?;
     if work.apply(&decisions, replicas, max_surge) {
         return Ok(());

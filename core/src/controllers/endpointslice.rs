@@ -273,11 +273,9 @@ impl Reconciler for EndpointSliceController {
             return Reconcile::done();
         }
         let mut desired = desired_slices(service, cache);
-        if self.mutants.contains(crate::mutants::Mutant::EndpointSliceKeepsTerminatingReady) {
+        if self.mutants.contains(crate::mutants::Mutant::EndpointSliceKeepsNotReadyEndpoints) {
             for endpoint in desired.values_mut().flat_map(|slice| slice.endpoints.iter_mut()) {
-                if endpoint.conditions.terminating == Some(true) {
-                    endpoint.conditions.ready = Some(true);
-                }
+                endpoint.conditions.ready = Some(true);
             }
         }
         let current: Vec<&EndpointSlice> = cache
