@@ -323,7 +323,8 @@ fn repro_run(repro: &Repro) -> Result<RunReport, String> {
 /// A repro's scenario with the repro's mutants switched on.
 fn repro_scenario(repro: &Repro) -> Result<LoadedScenario, String> {
     let mut scenario = scenario_source::from_text(&repro.scenario_name, &repro.scenario, &repro.manifest_files)?;
-    scenario.mutants = scenario_source::parse_mutants(&repro.mutants).map_err(|error| format!("the repro's {error}"))?;
+    scenario.mutants =
+        scenario_source::parse_mutants(&repro.mutants).map_err(|error| format!("the repro's {error}"))?;
     Ok(scenario)
 }
 

@@ -44,8 +44,12 @@ pub fn mutants_command(args: &MutantsArgs) -> i32 {
         }
     };
     let indices: Vec<u64> = (0..chosen.len() as u64).collect();
-    let results =
-        run_parallel(&indices, default_jobs(args.jobs), |i| hunt(chosen[i as usize], args.seeds, args.shrink_runs), |_, _| {});
+    let results = run_parallel(
+        &indices,
+        default_jobs(args.jobs),
+        |i| hunt(chosen[i as usize], args.seeds, args.shrink_runs),
+        |_, _| {},
+    );
     let mut hunts = Vec::new();
     for (mutant, result) in chosen.iter().zip(results) {
         match result {
