@@ -228,7 +228,9 @@ mod tests {
             let target = target(mutant);
             let scenario = scenario_named(target.scenario).unwrap_or_else(|error| panic!("{mutant}: {error}"));
             if let Some(profile) = target.profile {
-                assert!(scenario.profile_plan(profile, 0).is_ok(), "{mutant}: profile {profile}");
+                let class = profile.strip_prefix('+').unwrap_or(profile);
+                assert!(scenario.profile_plan(class, 0).is_ok(), "{mutant}: profile {profile}");
+                assert!(spec_of(&scenario, Some(profile), 0, Mutants::only(mutant)).is_ok(), "{mutant}");
             }
         }
     }
