@@ -55,6 +55,9 @@ pub struct SweepArgs {
     /// Write the summary to this file (atomically) instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Switch on a deliberate bug (see `kubedst mutants`); repeatable.
+    #[arg(long = "mutant", value_name = "NAME")]
+    pub mutants: Vec<String>,
 }
 
 /// Merges the `--format json` outputs of sweep shards into one summary.
@@ -129,11 +132,11 @@ pub struct BenchArgs {
     pub repeat: usize,
 }
 
-fn default_jobs(jobs: Option<usize>) -> usize {
+pub fn default_jobs(jobs: Option<usize>) -> usize {
     jobs.filter(|jobs| *jobs > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
-fn usage_error(message: &str) -> i32 {
+pub fn usage_error(message: &str) -> i32 {
     eprintln!("error: {message}");
     EXIT_USAGE
 }
@@ -161,6 +164,7 @@ pub fn write_seed_repro(scenario: &LoadedScenario, seed: u64, path: &Path) -> Re
     let report = scenario.run(spec)?;
     let mut repro = Repro::of_run(&scenario.name, &scenario.text, faults, None, &report);
     repro.manifest_files = scenario.manifest_files.clone();
+    repro.mutants = scenario.mutants.names();
     write_repro(path, &repro)
 }
 
@@ -199,8 +203,12 @@ impl Progress {
 }
 
 pub fn sweep_command(args: &SweepArgs) -> i32 {
-    let scenario = match scenario_source::load(&args.scenario) {
+    let mut scenario = match scenario_source::load(&args.scenario) {
         Ok(scenario) => scenario,
+        Err(error) => return usage_error(&error),
+    };
+    scenario.mutants = match scenario_source::parse_mutants(&args.mutants) {
+        Ok(mutants) => mutants,
         Err(error) => return usage_error(&error),
     };
     let seeds = shard_seeds(args.seeds, args.shard);
@@ -306,10 +314,18 @@ pub fn merge_command(args: &MergeArgs) -> i32 {
 
 /// A repro's scenario and its run spec, with the repro's faults and actions.
 fn repro_run(repro: &Repro) -> Result<RunReport, String> {
-    let scenario = scenario_source::from_text(&repro.scenario_name, &repro.scenario, &repro.manifest_files)?;
+    let scenario = repro_scenario(repro)?;
     let mut spec = scenario.spec(repro.seed, Some(&repro.faults))?;
     apply_to_spec(&mut spec, &repro.faults, repro.actions_kept.as_deref())?;
     scenario.run(spec)
+}
+
+/// A repro's scenario with the repro's mutants switched on.
+fn repro_scenario(repro: &Repro) -> Result<LoadedScenario, String> {
+    let mut scenario = scenario_source::from_text(&repro.scenario_name, &repro.scenario, &repro.manifest_files)?;
+    scenario.mutants =
+        scenario_source::parse_mutants(&repro.mutants).map_err(|error| format!("the repro's {error}"))?;
+    Ok(scenario)
 }
 
 fn print_report(report: &RunReport) {
@@ -382,7 +398,7 @@ pub fn shrink_command(args: &ShrinkArgs) -> i32 {
             args.repro.display()
         ));
     };
-    let scenario = match scenario_source::from_text(&repro.scenario_name, &repro.scenario, &repro.manifest_files) {
+    let scenario = match repro_scenario(&repro) {
         Ok(scenario) => scenario,
         Err(error) => return usage_error(&error),
     };
@@ -416,6 +432,7 @@ pub fn shrink_command(args: &ShrinkArgs) -> i32 {
     let mut shrunk_repro =
         Repro::of_run(&repro.scenario_name, &repro.scenario, after.faults.clone(), actions_kept, &shrunk.report);
     shrunk_repro.manifest_files = repro.manifest_files.clone();
+    shrunk_repro.mutants = repro.mutants.clone();
     if let Err(error) = write_repro(&output, &shrunk_repro) {
         return usage_error(&error);
     }

@@ -5,6 +5,7 @@
 //! different trace hashes).
 
 mod commands;
+mod mutants;
 mod run;
 mod scenario_source;
 mod trace;
@@ -54,6 +55,9 @@ enum Command {
     CheckDeterminism(commands::DeterminismArgs),
     /// Measures sweep throughput in seeds per second.
     Bench(commands::BenchArgs),
+    /// Hunts each deliberate bug (mutant): sweeps its scenario until a seed fails, shrinks the
+    /// failure, and reports seeds and wall time to it and the shrunk schedule's size.
+    Mutants(mutants::MutantsArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Shrink(args) => exit(commands::shrink_command(&args)),
         Command::CheckDeterminism(args) => exit(commands::determinism_command(&args)),
         Command::Bench(args) => exit(commands::bench_command(&args)),
+        Command::Mutants(args) => exit(mutants::mutants_command(&args)),
     }
 }
 

@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// Where a failing run writes its repro file (for `kubedst replay` and `kubedst shrink`).
     #[arg(long, value_name = "DIR", default_value = "kubedst-repros")]
     pub repro_dir: PathBuf,
+    /// Switch on a deliberate bug by name (see `kubedst mutants`); repeatable. The repro file
+    /// records it, so `replay` and `shrink` run with it too.
+    #[arg(long = "mutant", value_name = "NAME")]
+    pub mutants: Vec<String>,
 }
 
 /// Runs the command; returns the exit code.
@@ -62,7 +66,8 @@ pub fn run(args: &RunArgs) -> u8 {
 }
 
 fn run_checked(args: &RunArgs) -> Result<u8, String> {
-    let scenario = Scenario::resolve(&args.scenario).map_err(|error| error.to_string())?;
+    let scenario = crate::scenario_source::resolve(&args.scenario).map_err(|error| error.to_string())?;
+    let mutants = crate::scenario_source::parse_mutants(&args.mutants)?;
     for warning in &scenario.warnings {
         eprintln!("{warning}");
     }
@@ -70,7 +75,8 @@ fn run_checked(args: &RunArgs) -> Result<u8, String> {
         None => None,
         Some(choice) => Some(faults_of(&scenario, choice, args.seed).map_err(|error| error.to_string())?),
     };
-    let spec = scenario.to_run_spec(args.seed, faults_override).map_err(|error| error.to_string())?;
+    let mut spec = scenario.to_run_spec(args.seed, faults_override).map_err(|error| error.to_string())?;
+    kubedst_scenarios::mutants::with_mutants(&mut spec, mutants);
     if args.format == OutputFormat::Text {
         print_plan(&scenario, args, &spec.actions, &spec.faults);
     }
@@ -95,6 +101,7 @@ fn run_checked(args: &RunArgs) -> Result<u8, String> {
         // A failure is a bug report: it is written whole (temporary file and rename) or not at all.
         let mut repro = Repro::of_run(&args.scenario, &scenario.source, faults, None, &report);
         repro.manifest_files = scenario.manifest_files.clone();
+        repro.mutants = mutants.names();
         let path = crate::commands::repro_path(&args.repro_dir, &args.scenario, args.seed);
         std::fs::create_dir_all(&args.repro_dir)
             .map_err(|error| format!("--repro-dir {}: {error}", args.repro_dir.display()))?;
@@ -184,6 +191,9 @@ fn print_plan(scenario: &Scenario, args: &RunArgs, actions: &[TimedAction], faul
         println!("  {}", scenario.description());
     }
     println!("seed {}", args.seed);
+    if !args.mutants.is_empty() {
+        println!("mutants (deliberate bugs): {}", args.mutants.join(", "));
+    }
     let source = match (&args.faults, scenario.fault_profile()) {
         (Some(choice), _) => format!("--faults {choice}"),
         (None, Some(profile)) => format!("profile {profile}, drawn from the seed"),
@@ -246,6 +256,9 @@ pub fn replay_command(args: &RunArgs) -> String {
     let mut command = format!("kubedst run {} --seed {}", shell_word(&args.scenario), args.seed);
     if let Some(faults) = &args.faults {
         command.push_str(&format!(" --faults {}", shell_word(faults)));
+    }
+    for mutant in &args.mutants {
+        command.push_str(&format!(" --mutant {}", shell_word(mutant)));
     }
     command
 }

@@ -24,6 +24,8 @@ pub struct LoadedScenario {
     pub text: String,
     /// The manifest files the scenario names, path as written and text, so a repro holds them.
     pub manifest_files: Vec<(String, String)>,
+    /// Deliberate bugs switched on in every run (`--mutant`, or a repro's `mutants`).
+    pub mutants: kubedst_core::mutants::Mutants,
     kind: Kind,
 }
 
@@ -44,6 +46,7 @@ fn of_scenario(name: &str, scenario: Scenario) -> LoadedScenario {
         name: name.to_string(),
         text: scenario.source.clone(),
         manifest_files: scenario.manifest_files.clone(),
+        mutants: kubedst_core::mutants::Mutants::NONE,
         kind: Kind::Scenario(Box::new(scenario)),
     }
 }
@@ -55,11 +58,36 @@ pub fn load(argument: &str) -> Result<LoadedScenario, String> {
             name: argument.to_string(),
             text: STANDINS[index].1.to_string(),
             manifest_files: Vec::new(),
+            mutants: kubedst_core::mutants::Mutants::NONE,
             kind: Kind::Standin(index),
         });
     }
-    let scenario = Scenario::resolve(argument).map_err(|error| error.to_string())?;
+    let scenario = resolve(argument).map_err(|error| error.to_string())?;
     Ok(of_scenario(argument, scenario))
+}
+
+/// A built-in scenario, a scenario written for mutants (`kubedst mutants`), or a file.
+pub fn resolve(argument: &str) -> Result<Scenario, kubedst_scenarios::ScenarioError> {
+    kubedst_scenarios::mutants::mutant_scenario(argument).unwrap_or_else(|| Scenario::resolve(argument))
+}
+
+/// The mutants of `--mutant NAME` flags; an unknown name is an error suggesting the closest.
+pub fn parse_mutants(names: &[String]) -> Result<kubedst_core::mutants::Mutants, String> {
+    use kubedst_core::mutants::{Mutant, Mutants};
+    let mut mutants = Mutants::NONE;
+    for name in names {
+        let Some(mutant) = Mutant::from_name(name) else {
+            let suggestions = kubedst_scenarios::scenario::closest(name, Mutant::names());
+            let hint = if suggestions.is_empty() {
+                String::new()
+            } else {
+                format!(" (did you mean {}?)", suggestions.join(" or "))
+            };
+            return Err(format!("unknown mutant {name:?}{hint}; mutants: {}", Mutant::names().join(", ")));
+        };
+        mutants = mutants.with(mutant);
+    }
+    Ok(mutants)
 }
 
 /// A scenario from its text and manifest files (as embedded in a repro). Manifest files are put
@@ -71,6 +99,7 @@ pub fn from_text(name: &str, text: &str, manifest_files: &[(String, String)]) ->
             name: name.to_string(),
             text: text.to_string(),
             manifest_files: Vec::new(),
+            mutants: kubedst_core::mutants::Mutants::NONE,
             kind: Kind::Standin(index),
         });
     }
@@ -104,16 +133,20 @@ pub fn from_text(name: &str, text: &str, manifest_files: &[(String, String)]) ->
 impl LoadedScenario {
     /// The run of `seed`; `faults` replaces the plan drawn from the seed.
     pub fn spec(&self, seed: u64, faults: Option<&FaultPlan>) -> Result<RunSpec, String> {
-        match &self.kind {
-            Kind::Scenario(scenario) => scenario.to_run_spec(seed, faults.cloned()).map_err(|error| error.to_string()),
+        let mut spec = match &self.kind {
+            Kind::Scenario(scenario) => {
+                scenario.to_run_spec(seed, faults.cloned()).map_err(|error| error.to_string())?
+            }
             Kind::Standin(index) => {
                 let mut spec = if *index == 1 { node_loss_spec(seed)? } else { standin_spec(seed)? };
                 if let Some(faults) = faults {
                     spec.faults = faults.clone();
                 }
-                Ok(spec)
+                spec
             }
-        }
+        };
+        kubedst_scenarios::mutants::with_mutants(&mut spec, self.mutants);
+        Ok(spec)
     }
 
     /// Runs a spec of this scenario, held to the scenario's invariants.

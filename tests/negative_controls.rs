@@ -50,5 +50,5 @@ fn mutant_names_round_trip_and_none_is_the_default() {
     }
     assert!(kubedst_core::cluster::ClusterConfig::new(1).mutants.is_empty());
     let both = Mutants::only(Mutant::ALL[0]).with(Mutant::ALL[1]);
-    assert_eq!(both.iter().collect::<Vec<_>>(), Mutant::ALL.to_vec());
+    assert_eq!(both.iter().collect::<Vec<_>>(), Mutant::ALL[..2].to_vec());
 }

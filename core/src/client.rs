@@ -89,6 +89,8 @@ pub struct Informer {
     /// Whether the current watch started from a revision (a watch from 0 first replays the current
     /// objects in key order, whose revisions are in no order).
     ordered_watch: bool,
+    /// Deliberate bugs (negative controls; see [`crate::mutants`]); none by default.
+    pub mutants: crate::mutants::Mutants,
 }
 
 /// What an input did to an informer.
@@ -113,6 +115,7 @@ impl Informer {
             watch_events: 0,
             watch_out_of_order: 0,
             ordered_watch: false,
+            mutants: crate::mutants::Mutants::NONE,
         }
     }
 
@@ -212,6 +215,10 @@ impl Informer {
                     WatchEvent::Gone => {
                         // 410: the revision is compacted. Relist at once, as the reflector does.
                         ctx.close_stream(stream);
+                        if self.mutants.contains(crate::mutants::Mutant::InformerSkipsRelistAfterGone) {
+                            self.watch(ctx, client, 0);
+                            return InformerOutcome::Events(events);
+                        }
                         self.start(ctx, client);
                         return InformerOutcome::Events(events);
                     }

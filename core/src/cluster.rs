@@ -37,9 +37,9 @@ pub fn standard_controllers_with(mutants: Mutants) -> ReconcilerFactory {
         vec![
             Box::new(crate::controllers::ReplicaSetController::new().with_mutants(mutants)) as Box<dyn Reconciler>,
             Box::new(crate::controllers::DeploymentController::new().with_mutants(mutants)),
-            Box::new(crate::controllers::EndpointSliceController::new()),
+            Box::new(crate::controllers::EndpointSliceController::new().with_mutants(mutants)),
             Box::new(crate::controllers::NodeLifecycleController::new()),
-            Box::new(crate::controllers::JobController::new()),
+            Box::new(crate::controllers::JobController::new().with_mutants(mutants)),
             Box::new(crate::controllers::GarbageCollector::new()),
             Box::new(crate::controllers::PodGarbageCollector::new()),
             Box::new(crate::controllers::DisruptionController::new()),
@@ -75,7 +75,12 @@ pub fn with_custom_kinds_collected(base: ReconcilerFactory, custom_kinds: Vec<Cu
 
 /// kube-scheduler.
 pub fn standard_scheduler() -> ReconcilerFactory {
-    Rc::new(|| vec![Box::new(crate::controllers::Scheduler::new()) as Box<dyn Reconciler>])
+    standard_scheduler_with(Mutants::NONE)
+}
+
+/// kube-scheduler with `mutants` switched on (negative controls; see [`crate::mutants`]).
+pub fn standard_scheduler_with(mutants: Mutants) -> ReconcilerFactory {
+    Rc::new(move || vec![Box::new(crate::controllers::Scheduler::new().with_mutants(mutants)) as Box<dyn Reconciler>])
 }
 
 /// What to build.
@@ -179,10 +184,15 @@ impl ClusterConfig {
     }
 
     /// Switches `mutants` on: the controller manager then runs the standard controllers with
-    /// them (replacing any other controller factory, since only the standard ones know mutants).
+    /// them (replacing any other controller factory, since only the standard ones know mutants),
+    /// a configured scheduler becomes the standard one with them, and the controller hosts'
+    /// informers and the kubelets get them as the cluster is built.
     pub fn with_mutants(mut self, mutants: Mutants) -> ClusterConfig {
         self.mutants = mutants;
         self.controllers = Some(standard_controllers_with(mutants));
+        if self.scheduler.is_some() {
+            self.scheduler = Some(standard_scheduler_with(mutants));
+        }
         self
     }
 
@@ -277,10 +287,13 @@ impl Cluster {
                 let Some(factory) = factory else { continue };
                 let servers = servers.clone();
                 let identity = format!("{lease}-{index}");
+                let mutants = config.mutants;
                 let election = elect.then(|| LeaderElectionConfig::new(lease, &identity));
                 let user = format!("system:{lease}");
                 ids.push(sim.add_component(machine, &identity, move |_| {
-                    let host = ControllerHost::from_factory(servers.clone(), factory.clone()).with_user(&user);
+                    let host = ControllerHost::from_factory(servers.clone(), factory.clone())
+                        .with_user(&user)
+                        .with_mutants(mutants);
                     Box::new(match election.clone() {
                         Some(election) => host.with_leader_election(election),
                         None => host,
@@ -297,7 +310,8 @@ impl Cluster {
         for node in &config.nodes {
             let machine = sim.add_machine(&node.name);
             node_machines.push(machine);
-            let (node, servers) = (node.clone(), api_servers.clone());
+            let (mut node, servers) = (node.clone(), api_servers.clone());
+            node.mutants = config.mutants;
             kubelets.push(sim.add_component(machine, &format!("kubelet/{}", node.name), move |_| {
                 Box::new(Kubelet::new(node.clone(), servers.clone()))
             }));

@@ -121,6 +121,15 @@ impl ControllerHost {
         self
     }
 
+    /// Switches deliberate bugs on in the host's informers (negative controls; see
+    /// [`crate::mutants`]; the leader elector takes them in its config).
+    pub fn with_mutants(mut self, mutants: crate::mutants::Mutants) -> ControllerHost {
+        for informer in &mut self.informers {
+            informer.mutants = mutants;
+        }
+        self
+    }
+
     /// Makes the host a candidate for the lease `config` names: it acts only while it leads.
     pub fn with_leader_election(mut self, config: LeaderElectionConfig) -> ControllerHost {
         self.elector = Some(LeaderElector::new(config));

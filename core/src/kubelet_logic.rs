@@ -412,12 +412,20 @@ pub struct PodWorkers {
     host_ip: String,
     ips: PodIpPool,
     workers: BTreeMap<String, PodWorker>,
+    /// Deliberate bugs (negative controls; see [`crate::mutants`]); none by default.
+    pub mutants: crate::mutants::Mutants,
 }
 
 impl PodWorkers {
     /// Workers for the node `node_name` at `host_ip`, handing out pod IPs from `ips`.
     pub fn new(node_name: &str, host_ip: &str, ips: PodIpPool) -> Self {
-        PodWorkers { node_name: node_name.to_string(), host_ip: host_ip.to_string(), ips, workers: BTreeMap::new() }
+        PodWorkers {
+            node_name: node_name.to_string(),
+            host_ip: host_ip.to_string(),
+            ips,
+            workers: BTreeMap::new(),
+            mutants: crate::mutants::Mutants::NONE,
+        }
     }
 
     /// The node's name.
@@ -510,7 +518,7 @@ impl PodWorkers {
             if worker.visit {
                 worker.visit = false;
                 wakeups.clear();
-                worker.observe(runtime, now_ns);
+                worker.observe(runtime, now_ns, self.mutants);
                 let status = worker.status(pod, runtime, config, now_ns, &self.host_ip);
                 let api_has_it = status == pod.status;
                 let resend_due = |last: Option<(&PodStatus, u64)>| match last {
@@ -773,7 +781,7 @@ impl PodWorker {
     }
 
     /// Updates per-container readiness from the runtime after this sync's operations.
-    fn observe(&mut self, runtime: &ContainerRuntime, now_ns: u64) {
+    fn observe(&mut self, runtime: &ContainerRuntime, now_ns: u64, mutants: crate::mutants::Mutants) {
         for container in &mut self.containers {
             let state = runtime.container_state(&self.uid, &container.name);
             let running = state.is_some_and(|s| s.is_running());
@@ -786,7 +794,7 @@ impl PodWorker {
                     container.ready = false;
                 }
             }
-            if container.readiness.is_none() {
+            if container.readiness.is_none() || mutants.contains(crate::mutants::Mutant::KubeletReadyBeforeProbe) {
                 container.ready = running;
             } else if !running {
                 container.ready = false;

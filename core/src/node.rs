@@ -36,6 +36,9 @@ pub struct NodeConfig {
     pub labels: StringMap,
     pub taints: Vec<Taint>,
     pub images: ImageBehaviors,
+    /// Deliberate bugs of the kubelet (negative controls; see [`crate::mutants`]); set by
+    /// [`crate::cluster::Cluster::build`] from the cluster's mutants.
+    pub mutants: crate::mutants::Mutants,
 }
 
 impl NodeConfig {
@@ -51,6 +54,7 @@ impl NodeConfig {
             labels,
             taints: Vec::new(),
             images: ImageBehaviors::default(),
+            mutants: crate::mutants::Mutants::NONE,
         }
     }
 
@@ -128,11 +132,13 @@ pub struct Kubelet {
 impl Kubelet {
     pub fn new(config: NodeConfig, api_servers: Vec<ComponentId>) -> Kubelet {
         let mut pods = Informer::new(0, Kind::Pod);
+        pods.mutants = config.mutants;
         pods.node_name = Some(config.name.clone());
         // Secrets and ConfigMaps are fetched one by one (`ConfigFetch`): the Node authorizer lets a
         // kubelet read only those its pods reference.
         let informers = vec![pods];
-        let workers = PodWorkers::new(&config.name, &config.host_ip(), PodIpPool::for_node_index(config.index));
+        let mut workers = PodWorkers::new(&config.name, &config.host_ip(), PodIpPool::for_node_index(config.index));
+        workers.mutants = config.mutants;
         let runtime = ContainerRuntime::new(config.images.clone());
         let user = crate::rbac::node_user(&config.name);
         Kubelet {

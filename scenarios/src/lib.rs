@@ -12,6 +12,7 @@ pub mod expect;
 pub mod format;
 pub mod generators;
 pub mod library;
+pub mod mutants;
 pub mod profiles;
 pub mod repro;
 pub mod scenario;

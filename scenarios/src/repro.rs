@@ -38,6 +38,9 @@ pub struct Repro {
     /// Indices into the scenario's timeline of the actions that remain; absent: all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions_kept: Option<Vec<usize>>,
+    /// The deliberate bugs switched on (`kubedst run --mutant`), by name; absent: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mutants: Vec<String>,
     /// The trace hash the run gave; a replay must give the same.
     pub expected_trace_hash: String,
     pub verdict: Verdict,
@@ -81,6 +84,7 @@ impl Repro {
             seed: report.seed,
             faults,
             actions_kept,
+            mutants: Vec::new(),
             expected_trace_hash: report.trace_hash.clone(),
             verdict: report.verdict,
             violations: report.violations.iter().map(ReproViolation::from).collect(),
@@ -185,6 +189,7 @@ mod tests {
                 model: vec![TimedModelFault { at: Duration::from_secs(9), fault: ModelFault::CompactNow }],
             },
             actions_kept: Some(vec![0, 2]),
+            mutants: vec!["scheduler_ignores_taints".into()],
             expected_trace_hash: "00ff00ff00ff00ff".into(),
             verdict: Verdict::Fail,
             violations: vec![ReproViolation { invariant: "converges".into(), at_ns: 7, message: "x".into() }],

@@ -355,6 +355,23 @@ pub fn unmet_promises(cluster: &Cluster) -> Vec<Unmet> {
                     job.status.succeeded, job.status.active
                 ),
             );
+        } else {
+            // Ground truth behind the status: the Job's pods that really succeeded (the Job
+            // controller deletes only active pods, so every success is still in etcd).
+            let uid = job.metadata.uid.as_deref();
+            let succeeded_pods = snapshot
+                .pods()
+                .filter(|pod| pod.metadata.controller_ref().is_some_and(|owner| Some(owner.uid.as_str()) == uid))
+                .filter(|pod| pod.status.phase == Some(PodPhase::Succeeded))
+                .count();
+            if (succeeded_pods as i64) < i64::from(completions) {
+                push(
+                    "jobs-complete",
+                    format!(
+                        "job {name}: Complete with {completions} successes in its status, but only {succeeded_pods} of its pods succeeded"
+                    ),
+                );
+            }
         }
     }
     unmet

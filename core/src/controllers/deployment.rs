@@ -629,9 +629,24 @@ fn rollout_rolling(
             };
             &ignoring
         }
+        rules_deployment::DeploymentStrategy::RollingUpdate { max_surge, max_unavailable }
+            if mutants.contains(crate::mutants::Mutant::DeploymentRoundsMaxUnavailableUp) =>
+        {
+            ignoring = rules_deployment::DeploymentStrategy::RollingUpdate {
+                max_surge: max_surge.clone(),
+                max_unavailable: IntOrPercent::Int(max_unavailable.scaled_value(replicas, true).unwrap_or(0)),
+            };
+            &ignoring
+        }
         _ => strategy,
     };
-    let decisions = rules_deployment::reconcile_old_replica_sets(replicas, old_strategy, &work.infos(), new_index)
+    let mut infos = work.infos();
+    if mutants.contains(crate::mutants::Mutant::DeploymentCountsReadyAsAvailable) {
+        for (info, rs) in infos.iter_mut().zip(&work.rss) {
+            info.available_replicas = rs.status.ready_replicas;
+        }
+    }
+    let decisions = rules_deployment::reconcile_old_replica_sets(replicas, old_strategy, &infos, new_index)
         .map_err(map_rules_error)?;
     if work.apply(&decisions, replicas, max_surge) {
         return Ok(());

@@ -45,12 +45,19 @@ pub struct EndpointSliceController {
     /// The resourceVersion of each slice as this controller last wrote it, so that the watch
     /// echo of its own write does not trigger another sync (upstream's endpointSliceTracker).
     written: BTreeMap<(String, String), Option<String>>,
+    mutants: crate::mutants::Mutants,
 }
 
 impl EndpointSliceController {
     /// A controller with no state yet: no expectations, assumptions or backoffs.
     pub fn new() -> EndpointSliceController {
         EndpointSliceController::default()
+    }
+
+    /// The controller with deliberate bugs switched on (negative controls).
+    pub fn with_mutants(mut self, mutants: crate::mutants::Mutants) -> EndpointSliceController {
+        self.mutants = mutants;
+        self
     }
 }
 
@@ -265,7 +272,12 @@ impl Reconciler for EndpointSliceController {
         if service.spec.selector.is_empty() || service.metadata.is_terminating() {
             return Reconcile::done();
         }
-        let desired = desired_slices(service, cache);
+        let mut desired = desired_slices(service, cache);
+        if self.mutants.contains(crate::mutants::Mutant::EndpointSliceKeepsNotReadyEndpoints) {
+            for endpoint in desired.values_mut().flat_map(|slice| slice.endpoints.iter_mut()) {
+                endpoint.conditions.ready = Some(true);
+            }
+        }
         let current: Vec<&EndpointSlice> = cache
             .list(Kind::EndpointSlice, Some(&key.namespace))
             .into_iter()

@@ -62,12 +62,19 @@ impl JobRecord {
 #[derive(Clone, Debug, Default)]
 pub struct JobController {
     records: BTreeMap<ObjectKey, JobRecord>,
+    mutants: crate::mutants::Mutants,
 }
 
 impl JobController {
     /// A controller with no state yet.
     pub fn new() -> JobController {
         JobController::default()
+    }
+
+    /// The controller with deliberate bugs switched on (negative controls).
+    pub fn with_mutants(mut self, mutants: crate::mutants::Mutants) -> JobController {
+        self.mutants = mutants;
+        self
     }
 
     /// What the controller remembers about a Job, for tests and liveness reports.
@@ -111,13 +118,14 @@ impl JobController {
     /// one sync; here a success seen in the same sync as failures resets first, then the failures
     /// count).
     fn observe_finished(&mut self, key: &ObjectKey, owned: &[&Pod], now_ns: u64) {
+        let failed_counts_as_success = self.mutants.contains(crate::mutants::Mutant::JobCountsFailedAsSucceeded);
         let record = self.records.entry(key.clone()).or_default();
         let mut new_succeeded = 0u32;
         let mut new_failed = 0u32;
         for pod in owned {
             let succeeded = match pod.status.phase {
                 Some(PodPhase::Succeeded) => true,
-                Some(PodPhase::Failed) => false,
+                Some(PodPhase::Failed) => failed_counts_as_success,
                 _ => continue,
             };
             let Some(uid) = pod.metadata.uid.clone() else { continue };

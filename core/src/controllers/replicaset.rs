@@ -261,8 +261,12 @@ fn pods_to_delete<'a>(rs: &ReplicaSet, active: &[&'a Pod], cache: &Cache, count:
 
 /// `calculateStatus` (`replica_set_utils.go`): counts over the active owned pods.
 pub fn calculate_status(rs: &ReplicaSet, active: &[&Pod], now_ns: u64) -> ReplicaSetStatus {
+    calculate_status_with(rs, active, rs.spec.min_ready_seconds.unwrap_or(0), now_ns)
+}
+
+/// [`calculate_status`] with the `minReadySeconds` to count availability by.
+fn calculate_status_with(rs: &ReplicaSet, active: &[&Pod], min_ready_seconds: i32, now_ns: u64) -> ReplicaSetStatus {
     let template_labels = LabelSelector::from_labels(rs.spec.template.metadata.labels.clone());
-    let min_ready_seconds = rs.spec.min_ready_seconds.unwrap_or(0);
     let count = |predicate: &dyn Fn(&Pod) -> bool| {
         i32::try_from(active.iter().filter(|pod| predicate(pod)).count()).unwrap_or(i32::MAX)
     };
@@ -372,8 +376,13 @@ impl Reconciler for ReplicaSetController {
                 result = result.requeue_after(SLOW_START_POLL);
             }
         }
-        let status = calculate_status(rs, &active, now_ns);
-        let min_ready_seconds = rs.spec.min_ready_seconds.unwrap_or(0);
+        let mut min_ready_seconds = rs.spec.min_ready_seconds.unwrap_or(0);
+        if self.mutants.contains(crate::mutants::Mutant::ReplicaSetCountsReadyAsAvailable) {
+            min_ready_seconds = 0;
+        } else if self.mutants.contains(crate::mutants::Mutant::ReplicaSetMinReadyOffByOne) {
+            min_ready_seconds = (min_ready_seconds - 1).max(0);
+        }
+        let status = calculate_status_with(rs, &active, min_ready_seconds, now_ns);
         if min_ready_seconds > 0 && status.ready_replicas != status.available_replicas {
             // Look again when the first ready pod becomes available (upstream: after the whole
             // minReadySeconds, which is never earlier than this).

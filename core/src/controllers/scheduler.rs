@@ -79,6 +79,7 @@ pub struct Scheduler {
     usage: BTreeMap<String, NodeUsage>,
     /// The nodes in the rules' terms, rebuilt after a node event.
     nodes: Option<Vec<NodeFitInfo>>,
+    mutants: crate::mutants::Mutants,
 }
 
 /// What the bound pods of one node add up to.
@@ -174,6 +175,12 @@ impl Scheduler {
         Scheduler::default()
     }
 
+    /// The scheduler with deliberate bugs switched on (negative controls).
+    pub fn with_mutants(mut self, mutants: crate::mutants::Mutants) -> Scheduler {
+        self.mutants = mutants;
+        self
+    }
+
     /// Why the pod could not be scheduled on its last attempt (`0/N nodes are available: ...`),
     /// for liveness reports; `None` once it is scheduled or gone.
     pub fn last_failure(&self, pod: &ObjectKey) -> Option<&str> {
@@ -224,6 +231,17 @@ impl Scheduler {
                 if owner.is_some() && assumed.owner_uid.as_deref() == owner {
                     same_owner[i] += 1;
                 }
+            }
+        }
+        if self.mutants.contains(crate::mutants::Mutant::SchedulerIgnoresTaints) {
+            for info in &mut infos {
+                info.taints.retain(|taint| taint.effect == crate::rules::scheduling::TaintEffect::PreferNoSchedule);
+                info.unschedulable = false;
+            }
+        }
+        if self.mutants.contains(crate::mutants::Mutant::SchedulerIgnoresRequestedResources) {
+            for info in &mut infos {
+                info.requested = Default::default();
             }
         }
         (infos, same_owner)
