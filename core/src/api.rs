@@ -33,7 +33,7 @@ impl ObjectKey {
 
     /// The store key: `/registry/<kind>/<namespace>/<name>`, as kube-apiserver lays out etcd.
     pub fn store_key(&self) -> String {
-        format!("/registry/{}/{}/{}", self.kind.as_str(), self.namespace, self.name)
+        format!("/registry/{}/{}/{}", self.kind.store_segment(), self.namespace, self.name)
     }
 }
 
@@ -50,8 +50,8 @@ impl fmt::Display for ObjectKey {
 /// The store prefix of every object of a kind (in one namespace, if given).
 pub fn store_prefix(kind: Kind, namespace: Option<&str>) -> String {
     match namespace {
-        Some(namespace) => format!("/registry/{}/{}/", kind.as_str(), namespace),
-        None => format!("/registry/{}/", kind.as_str()),
+        Some(namespace) => format!("/registry/{}/{}/", kind.store_segment(), namespace),
+        None => format!("/registry/{}/", kind.store_segment()),
     }
 }
 
@@ -224,8 +224,31 @@ impl ApiError {
         ApiError { reason, message: message.into() }
     }
 
+    /// The HTTP status code.
     pub fn code(&self) -> u16 {
         self.reason.code()
+    }
+
+    /// 409 Conflict: the object changed since it was read (or a uid precondition failed). The
+    /// write did not happen; read again (wait for the informer) and retry.
+    pub fn is_conflict(&self) -> bool {
+        self.reason == ApiErrorReason::Conflict
+    }
+
+    /// 504 Timeout: the write may or may not have happened. Never assume either; look again.
+    pub fn is_outcome_unknown(&self) -> bool {
+        self.reason == ApiErrorReason::Timeout
+    }
+
+    /// 404 Not Found.
+    pub fn is_not_found(&self) -> bool {
+        self.reason == ApiErrorReason::NotFound
+    }
+
+    /// 409 AlreadyExists: a create found an object of that name (perhaps the caller's own
+    /// earlier create whose answer was lost).
+    pub fn is_already_exists(&self) -> bool {
+        self.reason == ApiErrorReason::AlreadyExists
     }
 }
 
@@ -434,7 +457,7 @@ pub enum Msg {
 
 fn object_digest(object: &Object) -> u64 {
     let meta = object.meta();
-    stable_hash_str(&meta.name) ^ resource_version_of(object).rotate_left(17) ^ (object.kind() as u64) << 56
+    stable_hash_str(&meta.name) ^ resource_version_of(object).rotate_left(17) ^ object.kind().trace_code() << 56
 }
 
 impl TraceDigest for Msg {
@@ -447,7 +470,7 @@ impl TraceDigest for Msg {
                     | ApiRequest::Update { object }
                     | ApiRequest::UpdateStatus { object } => base ^ object_digest(object),
                     ApiRequest::Delete { key, .. } | ApiRequest::Get { key } => base ^ stable_hash_str(&key.name),
-                    ApiRequest::List { kind, .. } => base ^ *kind as u64,
+                    ApiRequest::List { kind, .. } => base ^ kind.trace_code(),
                     ApiRequest::Bind { pod, node, .. } => base ^ stable_hash_str(pod) ^ stable_hash_str(node) << 1,
                     ApiRequest::Evict { pod, .. } => base ^ stable_hash_str(pod),
                     ApiRequest::ListPodMetrics { namespace } => base ^ stable_hash_str(namespace),
@@ -461,7 +484,7 @@ impl TraceDigest for Msg {
             }
             Msg::ApiResult(Ok(ApiOk::PodMetrics(metrics))) => 25 ^ (metrics.len() as u64) << 8,
             Msg::ApiResult(Err(err)) => 3 ^ u64::from(err.code()) << 8,
-            Msg::Watch(request) => 4 ^ request.resource_version << 8 ^ request.kind as u64,
+            Msg::Watch(request) => 4 ^ request.resource_version << 8 ^ request.kind.trace_code(),
             Msg::WatchEvent(WatchEvent::Added(object)) => 5 ^ object_digest(object),
             Msg::WatchEvent(WatchEvent::Modified(object)) => 6 ^ object_digest(object),
             Msg::WatchEvent(WatchEvent::Deleted(object)) => 7 ^ object_digest(object),

@@ -24,10 +24,10 @@ use crate::objects::cluster::{
 };
 use crate::objects::meta::ConditionStatus;
 use crate::objects::pod::{PodPhase, TaintEffect, Toleration, TolerationOperator};
-use crate::objects::{Condition, Kind, Namespace, Object};
+use crate::objects::{Condition, CustomKind, Kind, Namespace, Object};
 use crate::store::Revision;
 use kubedst_sim::{Component, ComponentId, Ctx, Input, ReplyTo, RequestId, StreamId};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -50,11 +50,14 @@ pub struct ApiServerConfig {
     /// `v1beta1.metrics.k8s.io`, which points at metrics-server), filled in once the cluster is
     /// built; unset, metrics requests get 503.
     pub metrics_api: Rc<std::cell::OnceCell<ComponentId>>,
+    /// The custom kinds served (what the cluster's CustomResourceDefinitions declare). A request
+    /// about any other custom kind gets 404, as for a resource the server does not know.
+    pub custom_kinds: Rc<BTreeSet<CustomKind>>,
 }
 
 impl ApiServerConfig {
     pub fn new(etcd: ComponentId) -> ApiServerConfig {
-        ApiServerConfig { etcd, watch_cache_capacity: 10_000, metrics_api: Rc::default() }
+        ApiServerConfig { etcd, watch_cache_capacity: 10_000, metrics_api: Rc::default(), custom_kinds: Rc::default() }
     }
 }
 
@@ -220,6 +223,10 @@ impl ApiServer {
             ctx.respond(reply, Msg::ApiResult(Err(error)));
             return;
         }
+        if let Err(error) = self.served(request.kind()) {
+            ctx.respond(reply, Msg::ApiResult(Err(error)));
+            return;
+        }
         match request {
             ApiRequest::ListPodMetrics { namespace } => match self.config.metrics_api.get() {
                 Some(&backend) => {
@@ -280,6 +287,17 @@ impl ApiServer {
                 let current = self.objects.get(&key).cloned();
                 self.apply_mutation(ctx, reply, request, current, 0);
             }
+        }
+    }
+
+    /// Whether the server serves `kind`: every built-in kind, and the registered custom kinds.
+    fn served(&self, kind: Kind) -> Result<(), ApiError> {
+        match kind.custom() {
+            Some(custom) if !self.config.custom_kinds.contains(&custom) => Err(ApiError::new(
+                ApiErrorReason::NotFound,
+                format!("the server could not find the requested resource ({})", custom.resource()),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -684,8 +702,9 @@ impl ApiServer {
             "",
             |node, ns| self.pods_of_node(node, ns),
         );
-        if allowed.is_err() {
-            // kube-apiserver answers the watch with 403; the stream ends at once.
+        if allowed.is_err() || self.served(request.kind).is_err() {
+            // kube-apiserver answers the watch with 403 (or 404 for a resource it does not
+            // serve); the stream ends at once.
             ctx.close_stream(id);
             return;
         }
@@ -895,6 +914,7 @@ fn copy_status(into: &mut Object, from: &Object) {
         (Object::Job(a), Object::Job(b)) => a.status = b.status.clone(),
         (Object::PodDisruptionBudget(a), Object::PodDisruptionBudget(b)) => a.status = b.status.clone(),
         (Object::HorizontalPodAutoscaler(a), Object::HorizontalPodAutoscaler(b)) => a.status = b.status.clone(),
+        (Object::Custom(a), Object::Custom(b)) => a.status = b.status.clone(),
         _ => {}
     }
 }
@@ -909,6 +929,8 @@ fn spec_changed(a: &Object, b: &Object) -> bool {
         (Object::Node(x), Object::Node(y)) => x.spec != y.spec,
         (Object::Job(x), Object::Job(y)) => x.spec != y.spec,
         (Object::Lease(x), Object::Lease(y)) => x.spec != y.spec,
+        // customResourceStrategy.PrepareForUpdate: generation follows the spec only.
+        (Object::Custom(x), Object::Custom(y)) => x.spec != y.spec,
         (Object::EndpointSlice(x), Object::EndpointSlice(y)) => {
             x.endpoints != y.endpoints || x.ports != y.ports || x.address_type != y.address_type
         }
@@ -945,6 +967,19 @@ fn mutate(request: &ApiRequest, current: Option<&Rc<Object>>, now_ns: u64) -> Mu
             let key = ObjectKey::of(object);
             let Some(current) = current else { return not_found(&key.to_string()) };
             let requested_rv = object.meta().resource_version.as_deref();
+            if let (Object::Custom(custom), None) = (&**object, requested_rv) {
+                // Custom resources do not allow unconditional updates (customResourceStrategy's
+                // AllowUnconditionalUpdate is false); the generic registry's Store.Update then
+                // answers 422 Invalid on metadata.resourceVersion, for the status subresource too.
+                return Mutation::Reply(Err(ApiError::new(
+                    ApiErrorReason::Invalid,
+                    format!(
+                        "{} {:?} is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                        custom.kind.resource(),
+                        key.name
+                    ),
+                )));
+            }
             if requested_rv.is_some() && requested_rv != current.meta().resource_version.as_deref() {
                 return conflict(format!(
                     "Operation cannot be fulfilled on {key}: the object has been modified; please apply your changes to the latest version and try again"

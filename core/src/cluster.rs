@@ -12,7 +12,7 @@ use crate::kubectl::Kubectl;
 use crate::leader::LeaderElectionConfig;
 use crate::mutants::Mutants;
 use crate::node::{Dns, KubeProxy, Kubelet, NodeConfig, Traffic};
-use crate::objects::{Kind, Object};
+use crate::objects::{CustomKind, Kind, Object};
 use kubedst_sim::{ComponentId, MachineId, RunError, Sim, SimConfig, Time};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -54,6 +54,21 @@ pub fn with_autoscaler(base: ReconcilerFactory) -> ReconcilerFactory {
     })
 }
 
+/// `base` with its garbage collector told about `custom_kinds` (upstream's collector discovers
+/// every served resource; here the cluster tells it).
+pub fn with_custom_kinds_collected(base: ReconcilerFactory, custom_kinds: Vec<CustomKind>) -> ReconcilerFactory {
+    Rc::new(move || {
+        let mut reconcilers = base();
+        for reconciler in &mut reconcilers {
+            let any: &mut dyn std::any::Any = reconciler.as_mut();
+            if let Some(collector) = any.downcast_mut::<crate::controllers::GarbageCollector>() {
+                *collector = std::mem::take(collector).with_custom_kinds(&custom_kinds);
+            }
+        }
+        reconcilers
+    })
+}
+
 /// kube-scheduler.
 pub fn standard_scheduler() -> ReconcilerFactory {
     Rc::new(|| vec![Box::new(crate::controllers::Scheduler::new()) as Box<dyn Reconciler>])
@@ -84,6 +99,23 @@ pub struct ClusterConfig {
     /// Deliberate bugs of the standard controllers (none by default); set with
     /// [`ClusterConfig::with_mutants`].
     pub mutants: Mutants,
+    /// The custom kinds the API servers serve (the cluster's CustomResourceDefinitions); the
+    /// garbage collector follows owners of these kinds too. Set with
+    /// [`ClusterConfig::with_custom_kind`].
+    pub custom_kinds: Vec<CustomKind>,
+    /// Users' controllers, each in its own [`ControllerHost`] (one per control-plane replica,
+    /// leader-elected when there are several). Set with [`ClusterConfig::with_controller`].
+    pub user_controllers: Vec<UserController>,
+}
+
+/// A user's controller process: a name (its component, identity and lease) and the factory of
+/// its reconcilers (called again whenever the process restarts).
+#[derive(Clone)]
+pub struct UserController {
+    /// The component's name, such as `app-operator`; also its lease name under leader election.
+    pub name: String,
+    /// Builds the reconcilers.
+    pub factory: ReconcilerFactory,
 }
 
 /// A traffic source.
@@ -107,7 +139,33 @@ impl ClusterConfig {
             autoscaling: false,
             cloud: None,
             mutants: Mutants::NONE,
+            custom_kinds: Vec::new(),
+            user_controllers: Vec::new(),
         }
+    }
+
+    /// Registers a custom kind (as applying its CustomResourceDefinition would). A kind that
+    /// fails [`CustomKind::check`] is an error.
+    pub fn with_custom_kind(mut self, kind: CustomKind) -> Result<ClusterConfig, String> {
+        kind.check()?;
+        if !self.custom_kinds.contains(&kind) {
+            self.custom_kinds.push(kind);
+        }
+        Ok(self)
+    }
+
+    /// Adds a user's controller process named `name` running the reconcilers `factory` builds.
+    /// A name that is empty, not a DNS label or already taken is an error.
+    pub fn with_controller(mut self, name: &str, factory: ReconcilerFactory) -> Result<ClusterConfig, String> {
+        if !crate::objects::validation::is_dns1123_label(name) {
+            return Err(format!("controller name {name:?} must be a DNS label (lower case, digits, '-')"));
+        }
+        let taken = ["kube-controller-manager", "kube-scheduler", "cloud-controller-manager", "kubectl", "coredns"];
+        if taken.contains(&name) || self.user_controllers.iter().any(|controller| controller.name == name) {
+            return Err(format!("controller name {name:?} is already taken"));
+        }
+        self.user_controllers.push(UserController { name: name.to_string(), factory });
+        Ok(self)
     }
 
     /// Switches `mutants` on: the controller manager then runs the standard controllers with
@@ -149,6 +207,11 @@ pub struct Cluster {
     /// The cloud provider and the cloud controller manager, when a cloud is configured.
     pub cloud: Option<ComponentId>,
     pub cloud_controller_manager: Option<ComponentId>,
+    /// Users' controller hosts: for each [`UserController`] in order, one per control-plane
+    /// replica.
+    pub user_controllers: Vec<ComponentId>,
+    /// The custom kinds the API servers serve.
+    pub custom_kinds: Vec<CustomKind>,
     /// Requests handed to kubectl so far.
     submitted: usize,
 }
@@ -168,6 +231,7 @@ impl Cluster {
             let mut api_config = ApiServerConfig::new(etcd);
             api_config.watch_cache_capacity = config.watch_cache_capacity;
             api_config.metrics_api = metrics_api.clone();
+            api_config.custom_kinds = Rc::new(config.custom_kinds.iter().copied().collect());
             api_servers.push(sim.add_component(machine, &format!("kube-apiserver-{index}"), move |_| {
                 Box::new(ApiServer::new(api_config.clone()))
             }));
@@ -185,6 +249,12 @@ impl Cluster {
             let controllers = match (&config.controllers, config.autoscaling) {
                 (Some(factory), true) => Some(with_autoscaler(factory.clone())),
                 (factory, _) => factory.clone(),
+            };
+            let controllers = match controllers {
+                Some(factory) if !config.custom_kinds.is_empty() => {
+                    Some(with_custom_kinds_collected(factory, config.custom_kinds.clone()))
+                }
+                other => other,
             };
             let replicas = [
                 ("kube-controller-manager", controllers, &mut controller_managers),
@@ -273,6 +343,26 @@ impl Cluster {
         let client_machine = sim.add_machine("client");
         let servers = api_servers.clone();
         let kubectl = sim.add_component(client_machine, "kubectl", move |_| Box::new(Kubectl::new(servers.clone())));
+        // Users' controllers come last, so that a cluster without them keeps every component id
+        // (and trace hash) it had before they existed.
+        let mut user_controllers = Vec::new();
+        for controller in &config.user_controllers {
+            for (index, &machine) in control_plane_machines.iter().enumerate() {
+                let mut servers = api_servers.clone();
+                servers.rotate_left(index);
+                let identity = format!("{}-{index}", controller.name);
+                let election = elect.then(|| LeaderElectionConfig::new(&controller.name, &identity));
+                let factory = controller.factory.clone();
+                let user = format!("system:serviceaccount:kube-system:{}", controller.name);
+                user_controllers.push(sim.add_component(machine, &identity, move |_| {
+                    let host = ControllerHost::from_factory(servers.clone(), factory.clone()).with_user(&user);
+                    Box::new(match election.clone() {
+                        Some(election) => host.with_leader_election(election),
+                        None => host,
+                    })
+                }));
+            }
+        }
         Cluster {
             sim,
             etcd,
@@ -290,6 +380,8 @@ impl Cluster {
             metrics_server,
             cloud,
             cloud_controller_manager,
+            user_controllers,
+            custom_kinds: config.custom_kinds.clone(),
             submitted: 0,
         }
     }
@@ -444,6 +536,20 @@ impl Cluster {
     pub fn stored(&self, key: &ObjectKey) -> Option<Rc<Object>> {
         let etcd = self.sim.component::<Etcd>(self.etcd)?;
         etcd.store().get(&key.store_key()).map(|kv| kv.value.clone())
+    }
+
+    /// Every kind the cluster serves: the built-in kinds, then the custom kinds.
+    pub fn served_kinds(&self) -> Vec<Kind> {
+        Kind::ALL.iter().copied().chain(self.custom_kinds.iter().map(|custom| Kind::Custom(*custom))).collect()
+    }
+
+    /// The user controller host named `name` on control-plane replica `replica`.
+    pub fn user_controller(&self, name: &str, replica: usize) -> Option<&ControllerHost> {
+        let identity = format!("{name}-{replica}");
+        self.user_controllers
+            .iter()
+            .find(|&&id| self.sim.component_name(id) == identity)
+            .and_then(|&id| self.sim.component::<ControllerHost>(id))
     }
 
     /// Ground truth: every object of `kind` in etcd.

@@ -193,6 +193,16 @@ impl From<&Violation> for ViolationReport {
     }
 }
 
+/// An eventual promise of a user's (library mode): asked every second of the liveness phase with
+/// the cluster's ground truth, it says in words what is still unmet; the run converges when every
+/// built-in promise and every added one holds.
+pub trait EventualPromise {
+    /// The invariant's name in reports (`app-ready`).
+    fn name(&self) -> &'static str;
+    /// What is still unmet, one sentence each; empty when the promise holds.
+    fn unmet(&self, cluster: &Cluster) -> Vec<String>;
+}
+
 /// A run in progress, for callers that want to look between the phases (library mode).
 pub struct Harness {
     pub cluster: Cluster,
@@ -215,6 +225,8 @@ pub struct Harness {
     unmet: Vec<crate::checkers::Unmet>,
     /// The run hit its budget and cannot go on.
     stopped: bool,
+    /// Users' eventual promises, asked with the built-in ones.
+    promises: Vec<Box<dyn EventualPromise>>,
 }
 
 #[derive(Clone, Debug)]
@@ -251,6 +263,7 @@ impl Harness {
             pending: Vec::new(),
             unmet: Vec::new(),
             stopped: false,
+            promises: Vec::new(),
         })
     }
 
@@ -329,6 +342,11 @@ impl Harness {
         self.checkers = checkers;
     }
 
+    /// Adds a user's eventual promise; call before the liveness phase.
+    pub fn add_promise(&mut self, promise: Box<dyn EventualPromise>) {
+        self.promises.push(promise);
+    }
+
     fn carry_out(&mut self, step: Step) {
         match step {
             Step::Action(action) => self.act(action),
@@ -366,9 +384,15 @@ impl Harness {
                     let key = ObjectKey::of(&object);
                     match cluster.stored(&key) {
                         None => cluster.create(object),
-                        Some(_) => {
+                        Some(stored) => {
                             let mut object = object;
-                            object.meta_mut().resource_version = None;
+                            // kubectl apply patches, which the server applies to the current
+                            // object. A custom resource refuses an update without a
+                            // resourceVersion, so its update carries the one just read.
+                            object.meta_mut().resource_version = match &object {
+                                Object::Custom(_) => stored.meta().resource_version.clone(),
+                                _ => None,
+                            };
                             cluster.submit(ApiRequest::Update { object: Rc::new(object) });
                         }
                     }
@@ -484,6 +508,13 @@ impl Harness {
             self.run_to(next);
             crate::checkers::liveness::count_asked(&mut self.eventual_asked);
             self.unmet = crate::checkers::unmet_promises(&self.cluster);
+            for promise in &self.promises {
+                *self.eventual_asked.entry(promise.name()).or_insert(0) += 1;
+                let messages = promise.unmet(&self.cluster);
+                self.unmet.extend(
+                    messages.into_iter().map(|message| crate::checkers::Unmet { invariant: promise.name(), message }),
+                );
+            }
             self.pending = self.unmet.iter().map(|unmet| unmet.message.clone()).collect();
             if self.pending.is_empty() {
                 return true;

@@ -21,10 +21,12 @@
 //! The loader never panics on any input (a property test feeds it arbitrary text), and bounds
 //! its work: input size, nesting depth and serde-saphyr's own budget for aliases.
 
+use crate::objects::custom::CustomObjectBody;
 use crate::objects::{
     ConfigMap, Deployment, EndpointSlice, HorizontalPodAutoscaler, Job, Kind, Lease, Namespace, Node, Object, Pod,
     PodDisruptionBudget, ReplicaSet, Secret, Service,
 };
+use crate::objects::{CustomKind, CustomObject};
 use serde::de::DeserializeOwned;
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
 use serde_saphyr::MessageFormatter;
@@ -472,7 +474,11 @@ impl DocumentContext<'_> {
 }
 
 /// Reads a document's `apiVersion` and `kind` and resolves them to a supported kind.
-fn resolve_kind(context: &DocumentContext<'_>, root: &YamlNode) -> Result<Kind, ManifestDiagnostic> {
+fn resolve_kind(
+    context: &DocumentContext<'_>,
+    root: &YamlNode,
+    custom_kinds: &[CustomKind],
+) -> Result<Kind, ManifestDiagnostic> {
     if !matches!(root.value, YamlValue::Mapping(_)) {
         return Err(context.diagnostic(
             root.position,
@@ -500,11 +506,45 @@ fn resolve_kind(context: &DocumentContext<'_>, root: &YamlNode) -> Result<Kind, 
             format!("missing field; every object needs apiVersion and kind (supported: {})", Kind::supported_list()),
         )
     })?;
+    let registered: Vec<&CustomKind> = custom_kinds.iter().filter(|custom| custom.kind == kind_name).collect();
+    if !registered.is_empty() {
+        let (api_version, api_version_position) = scalar_field("apiVersion")?.ok_or_else(|| {
+            context.diagnostic(
+                root.position,
+                Some("apiVersion"),
+                format!("missing field; {kind_name} needs apiVersion: {}", registered[0].api_version),
+            )
+        })?;
+        return match registered.iter().find(|custom| custom.api_version == api_version) {
+            Some(custom) => Ok(Kind::Custom(**custom)),
+            None => Err(context.diagnostic(
+                api_version_position,
+                Some("apiVersion"),
+                format!(
+                    "{api_version:?} is not a registered version of the custom kind {kind_name}; use {}",
+                    registered.iter().map(|custom| custom.api_version).collect::<Vec<_>>().join(" or ")
+                ),
+            )),
+        };
+    }
     let kind = Kind::from_kind_name(&kind_name).ok_or_else(|| {
+        // Without registered kinds the message stays what it always was (the error corpus pins it).
+        let custom_hint = if custom_kinds.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; registered custom kinds: {}",
+                custom_kinds
+                    .iter()
+                    .map(|custom| format!("{} {}", custom.api_version, custom.kind))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         context.diagnostic(
             kind_position,
             Some("kind"),
-            format!("unknown kind {kind_name:?}; supported kinds: {}", Kind::supported_list()),
+            format!("unknown kind {kind_name:?}; supported kinds: {}{custom_hint}", Kind::supported_list()),
         )
     })?;
     let (api_version, api_version_position) = scalar_field("apiVersion")?.ok_or_else(|| {
@@ -559,6 +599,10 @@ fn deserialize_object(kind: Kind, document_text: &str) -> Result<(Object, Vec<Ve
         Kind::Job => typed::<Job>(document_text),
         Kind::PodDisruptionBudget => typed::<PodDisruptionBudget>(document_text),
         Kind::HorizontalPodAutoscaler => typed::<HorizontalPodAutoscaler>(document_text),
+        Kind::Custom(custom) => deserialize_document::<CustomObjectBody>(document_text).map(|(body, ignored)| {
+            let object = CustomObject { kind: custom, metadata: body.metadata, spec: body.spec, status: body.status };
+            (Object::Custom(object), ignored)
+        }),
     }
 }
 
@@ -611,6 +655,16 @@ fn time_hint(path: &str) -> &'static str {
 /// (YAML syntax, a missing or unknown kind, a wrong type, a bad quantity, a failed validation)
 /// is an error, and all such errors of the file are returned together.
 pub fn load_manifests(file_label: &str, text: &str) -> Result<LoadedManifests, ManifestError> {
+    load_manifests_with(file_label, text, &[])
+}
+
+/// [`load_manifests`], also accepting objects of the given custom kinds (matched by `kind` and
+/// `apiVersion`). A kind that is neither built in nor registered stays an error.
+pub fn load_manifests_with(
+    file_label: &str,
+    text: &str,
+    custom_kinds: &[CustomKind],
+) -> Result<LoadedManifests, ManifestError> {
     let at_start = |message: String| ManifestError {
         diagnostics: vec![ManifestDiagnostic {
             location: SourceLocation { file: file_label.to_string(), line: 1, column: 1 },
@@ -630,7 +684,7 @@ pub fn load_manifests(file_label: &str, text: &str) -> Result<LoadedManifests, M
             continue;
         }
         let context = DocumentContext { file_label, index: PathIndex::build(&document.root) };
-        let kind = match resolve_kind(&context, &document.root) {
+        let kind = match resolve_kind(&context, &document.root, custom_kinds) {
             Ok(kind) => kind,
             Err(diagnostic) => {
                 diagnostics.push(diagnostic);

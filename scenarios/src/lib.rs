@@ -10,6 +10,7 @@
 pub mod determinism;
 pub mod format;
 pub mod generators;
+pub mod library;
 pub mod profiles;
 pub mod repro;
 pub mod scenario;

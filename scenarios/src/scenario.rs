@@ -15,7 +15,8 @@ use kubedst_core::checkers::{Checker, CheckerSet};
 use kubedst_core::cluster::{standard_controllers, standard_scheduler, ClusterConfig, TrafficConfig};
 use kubedst_core::harness::ModelFault;
 use kubedst_core::harness::{Action, FaultPlan, Harness, RunReport, RunSpec, TimedAction, Verdict};
-use kubedst_core::manifest::{load_manifests, ManifestError, ManifestWarning, SourceLocation};
+use kubedst_core::manifest::{load_manifests_with, ManifestError, ManifestWarning, SourceLocation};
+use kubedst_core::objects::CustomKind;
 use kubedst_core::node::NodeConfig;
 use kubedst_core::objects::{Kind, Object};
 use kubedst_core::runtime::{ImageBehavior, ImageBehaviors};
@@ -94,6 +95,8 @@ pub struct Scenario {
     actions: Vec<TimedAction>,
     traffic: Vec<TrafficConfig>,
     invariants: Vec<String>,
+    /// Custom kinds the workload's manifests may use (library mode registers them).
+    custom_kinds: Vec<CustomKind>,
 }
 
 /// A built-in scenario: its name and its embedded text.
@@ -194,14 +197,48 @@ impl Scenario {
         let label = path.display().to_string();
         let text = read_text(path)?;
         let directory = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Scenario::parse_in(&label, &text, Some(&directory))
+        Scenario::parse_in(&label, &text, Some(&directory), &[])
+    }
+
+    /// [`Scenario::load`], with the workload's manifests allowed to hold objects of
+    /// `custom_kinds` (library mode; see `kubedst_scenarios::library`).
+    pub fn load_with(path: impl AsRef<Path>, custom_kinds: &[CustomKind]) -> Result<Scenario, ScenarioError> {
+        let path = path.as_ref();
+        let label = path.display().to_string();
+        let text = read_text(path)?;
+        let directory = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Scenario::parse_in(&label, &text, Some(&directory), custom_kinds)
+    }
+
+    /// [`Scenario::parse`], with the workload allowed to hold objects of `custom_kinds`.
+    pub fn parse_with(file_name: &str, text: &str, custom_kinds: &[CustomKind]) -> Result<Scenario, ScenarioError> {
+        Scenario::parse_in(file_name, text, None, custom_kinds)
+    }
+
+    /// [`Scenario::resolve`] (a built-in name or a path), with `custom_kinds` registered for the
+    /// workload's manifests.
+    pub fn resolve_with(name_or_path: &str, custom_kinds: &[CustomKind]) -> Result<Scenario, ScenarioError> {
+        if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name_or_path) {
+            return Scenario::parse_with(&format!("builtin/{}.yaml", builtin.name), builtin.text, custom_kinds);
+        }
+        let looks_like_path =
+            name_or_path.contains('/') || name_or_path.ends_with(".yaml") || name_or_path.ends_with(".yml");
+        if looks_like_path || Path::new(name_or_path).is_file() {
+            return Scenario::load_with(name_or_path, custom_kinds);
+        }
+        Scenario::builtin(name_or_path)
+    }
+
+    /// The custom kinds registered when the scenario was read.
+    pub fn custom_kinds(&self) -> &[CustomKind] {
+        &self.custom_kinds
     }
 
     /// Parses and checks a scenario from text. `file_name` labels messages. A workload that names
     /// manifest files is an error here (there is no directory to read them from): use
     /// [`Scenario::load`].
     pub fn parse(file_name: &str, text: &str) -> Result<Scenario, ScenarioError> {
-        Scenario::parse_in(file_name, text, None)
+        Scenario::parse_in(file_name, text, None, &[])
     }
 
     /// A built-in scenario by name; an unknown name suggests the closest.
@@ -301,6 +338,7 @@ impl Scenario {
         }
         config.nodes = self.nodes.clone();
         config.traffic = self.traffic.clone();
+        config.custom_kinds = self.custom_kinds.clone();
         config
     }
 
@@ -454,7 +492,12 @@ impl Scenario {
         Ok(())
     }
 
-    fn parse_in(file_name: &str, text: &str, directory: Option<&Path>) -> Result<Scenario, ScenarioError> {
+    fn parse_in(
+        file_name: &str,
+        text: &str,
+        directory: Option<&Path>,
+        custom_kinds: &[CustomKind],
+    ) -> Result<Scenario, ScenarioError> {
         if text.len() > SCENARIO_SIZE_MAX_BYTES {
             return Err(ScenarioError::Other(format!(
                 "{file_name}: file of {} bytes exceeds the limit of {SCENARIO_SIZE_MAX_BYTES}",
@@ -480,6 +523,7 @@ impl Scenario {
             actions: Vec::new(),
             traffic: Vec::new(),
             invariants: Vec::new(),
+            custom_kinds: custom_kinds.to_vec(),
         };
         scenario.check_header()?;
         scenario.build_nodes()?;
@@ -621,7 +665,7 @@ impl Scenario {
         let Some(workload) = self.file.workload.clone() else { return Ok(()) };
         match &workload.value {
             Workload::Inline(manifest) => {
-                let loaded = load_inline(&self.file_name, text, &workload.referenced, manifest)?;
+                let loaded = load_inline(&self.file_name, text, &workload.referenced, manifest, &self.custom_kinds)?;
                 self.workload.extend(loaded.0);
                 self.warnings.extend(loaded.1);
             }
@@ -648,7 +692,8 @@ impl Scenario {
                         ),
                         other => other,
                     })?;
-                    let loaded = load_manifests(&label, &manifest).map_err(ScenarioError::Manifest)?;
+                    let loaded = load_manifests_with(&label, &manifest, &self.custom_kinds)
+                        .map_err(ScenarioError::Manifest)?;
                     self.workload.extend(loaded.objects.into_iter().map(|loaded| loaded.object));
                     self.warnings.extend(loaded.warnings);
                     self.manifest_files.push((relative.clone(), manifest));
@@ -742,7 +787,8 @@ impl Scenario {
         }
         let error = |message: String| invalid(&self.file_name, entry, message);
         if let Some(manifest) = &spec.apply {
-            let (objects, warnings) = load_inline(&self.file_name, text, &manifest.referenced, &manifest.value)?;
+            let (objects, warnings) =
+                load_inline(&self.file_name, text, &manifest.referenced, &manifest.value, &self.custom_kinds)?;
             self.warnings.extend(warnings);
             if objects.is_empty() {
                 return Err(error("apply: the manifest holds no objects".to_string()));
@@ -1017,6 +1063,7 @@ fn load_inline(
     text: &str,
     at: &serde_saphyr::Location,
     manifest: &str,
+    custom_kinds: &[CustomKind],
 ) -> Result<(Vec<Object>, Vec<ManifestWarning>), ScenarioError> {
     let value_line = usize::try_from(at.line().max(1)).unwrap_or(1);
     let value_column = usize::try_from(at.column().max(1)).unwrap_or(1);
@@ -1046,7 +1093,7 @@ fn load_inline(
             location.column += indent;
         }
     };
-    match load_manifests(file_name, &padded) {
+    match load_manifests_with(file_name, &padded, custom_kinds) {
         Ok(loaded) => {
             let mut warnings = loaded.warnings;
             for warning in &mut warnings {

@@ -314,7 +314,8 @@ pub fn unmet_promises(cluster: &Cluster) -> Vec<Unmet> {
         }
     }
 
-    let everything: Vec<Rc<Object>> = Kind::ALL.iter().flat_map(|&kind| cluster.stored_all(kind)).collect();
+    let everything: Vec<Rc<Object>> =
+        cluster.served_kinds().into_iter().flat_map(|kind| cluster.stored_all(kind)).collect();
     let uids: BTreeSet<&str> = everything.iter().filter_map(|object| object.meta().uid.as_deref()).collect();
     for object in &everything {
         let meta = object.meta();

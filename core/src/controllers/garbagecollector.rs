@@ -37,7 +37,7 @@ use std::time::Duration;
 use crate::api::{namespace_of, ApiError, ApiErrorReason, ApiOk, ApiRequest, ObjectKey, Propagation};
 use crate::cache::{Cache, CacheEvent};
 use crate::controller::{Reconcile, ReconcileContext, Reconciler};
-use crate::objects::{Kind, Object, OwnerReference};
+use crate::objects::{CustomKind, Kind, Object, OwnerReference};
 
 /// The finalizer of foreground deletion (`metav1.FinalizerDeleteDependents`).
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
@@ -64,11 +64,20 @@ pub struct GarbageCollector {
     absent: BTreeSet<String>,
     /// Owner reads in flight: owner key -> the owner uids the read is to verify.
     verifying: BTreeMap<ObjectKey, BTreeSet<String>>,
+    /// Custom kinds the cluster serves: watched like the built-in kinds, and resolvable as
+    /// owners (upstream's collector discovers every served resource the same way).
+    custom_kinds: Vec<CustomKind>,
 }
 
 impl GarbageCollector {
     pub fn new() -> GarbageCollector {
         GarbageCollector::default()
+    }
+
+    /// Also collects objects of `custom_kinds` and follows ownerReferences to them.
+    pub fn with_custom_kinds(mut self, custom_kinds: &[CustomKind]) -> GarbageCollector {
+        self.custom_kinds = custom_kinds.to_vec();
+        self
     }
 
     /// The keys of the objects that name `owner_uid` as an owner, as the graph holds them.
@@ -133,7 +142,9 @@ impl GarbageCollector {
             if self.absent.contains(&reference.uid) {
                 continue;
             }
-            let Some(owner_key) = owner_key_of(reference, &key.namespace) else { return Reconcile::done() };
+            let Some(owner_key) = owner_key_of(reference, &key.namespace, &self.custom_kinds) else {
+                return Reconcile::done();
+            };
             let pending = self.verifying.entry(owner_key.clone()).or_default();
             if pending.is_empty() {
                 reads.push(ApiRequest::Get { key: owner_key });
@@ -208,8 +219,13 @@ impl GarbageCollector {
 }
 
 /// The key of the owner a reference names, in the dependent's namespace (None: unknown kind).
-fn owner_key_of(reference: &OwnerReference, namespace: &str) -> Option<ObjectKey> {
-    let kind = Kind::from_kind_name(&reference.kind)?;
+/// A custom owner is matched by apiVersion and kind.
+fn owner_key_of(reference: &OwnerReference, namespace: &str, custom_kinds: &[CustomKind]) -> Option<ObjectKey> {
+    let custom = custom_kinds
+        .iter()
+        .find(|custom| custom.kind == reference.kind && custom.api_version == reference.api_version)
+        .map(|custom| Kind::Custom(*custom));
+    let kind = custom.or_else(|| Kind::from_kind_name(&reference.kind))?;
     let namespace = if kind.is_namespaced() { namespace } else { "" };
     Some(ObjectKey::new(kind, namespace, &reference.name))
 }
@@ -237,7 +253,7 @@ impl Reconciler for GarbageCollector {
     }
 
     fn watches(&self) -> Vec<Kind> {
-        WATCHED.to_vec()
+        WATCHED.iter().copied().chain(self.custom_kinds.iter().map(|custom| Kind::Custom(*custom))).collect()
     }
 
     fn on_event(&mut self, event: &CacheEvent, cache: &Cache) -> Vec<ObjectKey> {
