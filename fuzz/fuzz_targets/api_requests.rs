@@ -18,8 +18,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use kubedst_core::api::{resource_version_of, ApiErrorReason, ApiOk, ApiRequest, ListFrom, Msg, ObjectKey, Timer,
-    WatchEvent, WatchRequest};
+use kubedst_core::api::{
+    resource_version_of, ApiErrorReason, ApiOk, ApiRequest, ListFrom, Msg, ObjectKey, Timer, WatchEvent, WatchRequest,
+};
 use kubedst_core::cluster::{Cluster, ClusterConfig};
 use kubedst_core::etcd::Etcd;
 use kubedst_core::objects::cluster::ConfigMap;
@@ -86,15 +87,38 @@ enum Version {
 
 #[derive(Arbitrary, Debug, Clone)]
 enum Op {
-    Create { namespace: Text, name: Text, generate_name: bool, content: Content },
-    Update { namespace: Text, name: Text, version: Version, content: Content },
-    Delete { namespace: Text, name: Text, with_uid: Option<bool> },
-    Get { namespace: Text, name: Text },
-    List { quorum: bool },
+    Create {
+        namespace: Text,
+        name: Text,
+        generate_name: bool,
+        content: Content,
+    },
+    Update {
+        namespace: Text,
+        name: Text,
+        version: Version,
+        content: Content,
+    },
+    Delete {
+        namespace: Text,
+        name: Text,
+        with_uid: Option<bool>,
+    },
+    Get {
+        namespace: Text,
+        name: Text,
+    },
+    List {
+        quorum: bool,
+    },
     /// Opens a watch from the revision `back` operations ago (0: now).
-    Watch { back: u8 },
+    Watch {
+        back: u8,
+    },
     Compact,
-    Wait { millis: u16 },
+    Wait {
+        millis: u16,
+    },
 }
 
 /// One successful write as the client saw it.
@@ -180,7 +204,9 @@ fn config_maps(cluster: &Cluster) -> BTreeMap<String, Revision> {
 fn same_content(a: &Object, b: &Object) -> bool {
     match (a, b) {
         (Object::ConfigMap(a), Object::ConfigMap(b)) => {
-            a.data == b.data && a.metadata.labels == b.metadata.labels && a.metadata.annotations == b.metadata.annotations
+            a.data == b.data
+                && a.metadata.labels == b.metadata.labels
+                && a.metadata.annotations == b.metadata.annotations
         }
         _ => false,
     }
@@ -259,13 +285,20 @@ impl Run {
                 match self.call(ApiRequest::Create { object: Rc::new(Object::ConfigMap(config_map.clone())) }) {
                     Ok(ApiOk::Object(created)) => {
                         let created_key = ObjectKey::of(&created).store_key();
-                        assert!(!self.model.contains_key(&created_key), "create of {created_key}, which exists, succeeded");
+                        assert!(
+                            !self.model.contains_key(&created_key),
+                            "create of {created_key}, which exists, succeeded"
+                        );
                         assert!(same_content(&created, &Object::ConfigMap(config_map)), "create stored other content");
                         self.record_write(created_key, &created, false, index);
                     }
                     Ok(other) => panic!("create answered {other:?}"),
                     Err(error) if error.reason == ApiErrorReason::AlreadyExists => {
-                        assert!(existed && !generate_name, "AlreadyExists for {}, which does not exist", key.store_key());
+                        assert!(
+                            existed && !generate_name,
+                            "AlreadyExists for {}, which does not exist",
+                            key.store_key()
+                        );
                     }
                     Err(error) => {
                         assert!(!existed || error.reason != ApiErrorReason::Conflict, "create: {error:?}");
@@ -299,17 +332,45 @@ impl Run {
                 let sent = object.clone();
                 match self.call(ApiRequest::Update { object: Rc::new(object) }) {
                     Ok(ApiOk::Object(updated)) => {
-                        assert!(!stale, "update of {} from stale version {claimed:?} (stored {current:?}) succeeded: a lost update", key.store_key());
+                        assert!(
+                            !stale,
+                            "update of {} from stale version {claimed:?} (stored {current:?}) succeeded: a lost update",
+                            key.store_key()
+                        );
                         assert!(stored.is_some(), "update of {}, which does not exist, succeeded", key.store_key());
                         assert!(same_content(&updated, &sent), "the update stored other content than sent");
-                        self.record_write(key.store_key(), &updated, false, index);
+                        let unchanged = stored
+                            .as_ref()
+                            .is_some_and(|stored| resource_version_of(stored) == resource_version_of(&updated));
+                        if unchanged {
+                            // An update that changes nothing writes nothing and answers the stored
+                            // object, as upstream's GuaranteedUpdate does.
+                            let stored = stored.as_ref().expect("checked above");
+                            assert_eq!(**stored, *updated, "an update kept the resourceVersion but changed the object");
+                            assert_eq!(
+                                etcd_revision(&self.cluster),
+                                self.revision_before[index],
+                                "a no-op update wrote"
+                            );
+                        } else {
+                            self.record_write(key.store_key(), &updated, false, index);
+                        }
                     }
                     Ok(other) => panic!("update answered {other:?}"),
                     Err(error) => {
                         if stale {
-                            assert_eq!(error.reason, ApiErrorReason::Conflict, "stale update of {}: {error:?}", key.store_key());
+                            assert_eq!(
+                                error.reason,
+                                ApiErrorReason::Conflict,
+                                "stale update of {}: {error:?}",
+                                key.store_key()
+                            );
                         } else if stored.is_some() {
-                            assert_ne!(error.reason, ApiErrorReason::Conflict, "update from the current version: {error:?}");
+                            assert_ne!(
+                                error.reason,
+                                ApiErrorReason::Conflict,
+                                "update from the current version: {error:?}"
+                            );
                         }
                     }
                 }
@@ -323,7 +384,12 @@ impl Run {
                     Some(false) => Some("00000000-0000-0000-0000-000000000000".to_string()),
                 };
                 let wrong_uid = with_uid == &Some(false);
-                match self.call(ApiRequest::Delete { key: key.clone(), uid, grace_period_seconds: None, propagation: None }) {
+                match self.call(ApiRequest::Delete {
+                    key: key.clone(),
+                    uid,
+                    grace_period_seconds: None,
+                    propagation: None,
+                }) {
                     Ok(ApiOk::Deleted(deleted)) => {
                         assert!(stored.is_some(), "delete of {}, which does not exist, succeeded", key.store_key());
                         assert!(!wrong_uid, "delete with another uid's precondition succeeded");
@@ -342,7 +408,12 @@ impl Run {
                 let stored = self.model.get(&key.store_key()).cloned();
                 match (self.call(ApiRequest::Get { key: key.clone() }), stored) {
                     (Ok(ApiOk::Object(got)), Some(stored)) => {
-                        assert_eq!(resource_version_of(&got), resource_version_of(&stored), "get of {}", key.store_key());
+                        assert_eq!(
+                            resource_version_of(&got),
+                            resource_version_of(&stored),
+                            "get of {}",
+                            key.store_key()
+                        );
                         assert!(same_content(&got, &stored), "get of {} returned other content", key.store_key());
                     }
                     (Ok(got), None) => panic!("get of {} (gone) returned {got:?}", key.store_key()),
@@ -359,8 +430,11 @@ impl Run {
                             .map(|object| (ObjectKey::of(object).store_key(), resource_version_of(object)))
                             .collect();
                         if *quorum {
-                            let model: BTreeMap<String, Revision> =
-                                self.model.iter().map(|(key, object)| (key.clone(), resource_version_of(object))).collect();
+                            let model: BTreeMap<String, Revision> = self
+                                .model
+                                .iter()
+                                .map(|(key, object)| (key.clone(), resource_version_of(object)))
+                                .collect();
                             assert_eq!(listed, model, "a quorum list disagrees with the writes");
                         }
                     }
@@ -481,12 +555,12 @@ impl Run {
 }
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct Requests {
     seed: u64,
     ops: Vec<Op>,
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Requests| {
     let mut run = Run::new(input.seed);
     for (index, op) in input.ops.iter().take(40).enumerate() {
         run.apply(index, op);

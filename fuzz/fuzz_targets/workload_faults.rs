@@ -49,6 +49,13 @@ impl Budget {
         }
     }
 
+    fn is_zero(self) -> bool {
+        match self {
+            Budget::Count(count) => count % 4 == 0,
+            Budget::Percent(percent) => percent % 101 == 0,
+        }
+    }
+
     fn rule(self) -> IntOrPercent {
         match self {
             Budget::Count(count) => IntOrPercent::Int(i32::from(count % 4)),
@@ -77,6 +84,16 @@ struct Workload {
 }
 
 impl Workload {
+    /// maxSurge and maxUnavailable; both 0 is invalid (upstream's validation rejects it), so
+    /// maxUnavailable becomes 1 then.
+    fn budgets(&self) -> (Budget, Budget) {
+        if self.max_surge.is_zero() && self.max_unavailable.is_zero() {
+            (self.max_surge, Budget::Count(1))
+        } else {
+            (self.max_surge, self.max_unavailable)
+        }
+    }
+
     fn nodes(&self) -> u8 {
         1 + self.nodes % 3
     }
@@ -108,7 +125,8 @@ impl Workload {
     /// replicas).
     fn promises_zero_downtime(&self) -> bool {
         self.replica_counts().into_iter().all(|replicas| {
-            match resolve_fenceposts(&self.max_surge.rule(), &self.max_unavailable.rule(), replicas) {
+            let (surge, unavailable) = self.budgets();
+            match resolve_fenceposts(&surge.rule(), &unavailable.rule(), replicas) {
                 Ok((_, unavailable)) => replicas - unavailable.min(replicas) >= 1,
                 Err(_) => false,
             }
@@ -148,8 +166,8 @@ spec:
           periodSeconds: 1
 "#,
             replicas = self.replicas(),
-            surge = self.max_surge.yaml(),
-            unavailable = self.max_unavailable.yaml(),
+            surge = self.budgets().0.yaml(),
+            unavailable = self.budgets().1.yaml(),
         )
     }
 
