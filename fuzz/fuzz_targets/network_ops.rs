@@ -92,7 +92,9 @@ fuzz_target!(|input: Input| {
                 sim.degrade_link(machine(from), machine(to), link);
             }
             Op::Skew { machine: m, offset_millis } => sim.skew_clock(machine(m), i64::from(offset_millis) * 1_000_000),
-            Op::Drift { machine: m, drift_ppm } => sim.set_clock_drift(machine(m), drift_ppm.clamp(-999_999, 1_000_000)),
+            Op::Drift { machine: m, drift_ppm } => {
+                sim.set_clock_drift(machine(m), drift_ppm.clamp(-999_999, 1_000_000))
+            }
             Op::EndFaultPhase => {
                 partitions.clear();
                 sim.end_fault_phase();
