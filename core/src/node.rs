@@ -231,16 +231,15 @@ impl Kubelet {
         self.fetch_secrets(ctx, &desired, now_ns);
         // A pod the kubelet has not started is held back while a Secret it needs is being read for
         // the first time (upstream's secret manager blocks the sync until the object is known).
-        let known: std::collections::BTreeSet<String> = self.workers.pod_uids().into_iter().collect();
         desired.retain(|object| {
             let Object::Pod(pod) = object.as_ref() else { return true };
-            let uid = pod.metadata.uid.clone().unwrap_or_default();
-            if known.contains(&uid) || self.runtime.has_pod(&uid) {
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            if self.workers.has_worker(uid) || self.runtime.has_pod(uid) {
                 return true;
             }
-            let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
             !crate::rbac::referenced_secrets(pod).iter().any(|name| {
-                self.secrets.get(&ObjectKey::new(Kind::Secret, &namespace, name))
+                self.secrets.get(&ObjectKey::new(Kind::Secret, namespace, name))
                     == Some(&SecretFetch::InFlight { first: true })
             })
         });
