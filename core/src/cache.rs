@@ -28,14 +28,29 @@ impl CacheEvent {
 }
 
 /// Objects by kind, namespace and name.
+///
+/// The maps nest (namespace, then name; label key, then value) so that lookups borrow the caller's
+/// `&str` instead of building owned tuple keys: lookups are the hottest path of every informer
+/// user. Iteration order is the same as a map keyed by the tuple.
 #[derive(Clone, Debug, Default)]
 pub struct Cache {
-    objects: BTreeMap<Kind, BTreeMap<(String, String), Rc<Object>>>,
-    /// (kind of dependent, controller uid) -> dependents' (namespace, name).
-    by_controller: BTreeMap<(Kind, String), BTreeSet<(String, String)>>,
-    /// (kind, namespace, label key, label value) -> names: selectors look up candidates here
+    objects: BTreeMap<Kind, BTreeMap<String, BTreeMap<String, Rc<Object>>>>,
+    /// kind of dependent -> controller uid -> dependents' (namespace, name).
+    by_controller: BTreeMap<Kind, BTreeMap<String, BTreeSet<(String, String)>>>,
+    /// kind -> namespace -> label key -> label value -> names: selectors look up candidates here
     /// instead of scanning every object of the namespace.
-    by_label: BTreeMap<(Kind, String, String, String), BTreeSet<String>>,
+    by_label: BTreeMap<Kind, BTreeMap<String, LabelIndex>>,
+}
+
+/// Label key -> label value -> names of one kind in one namespace.
+type LabelIndex = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+/// The map under `key`, inserted empty if missing; the key is copied only on insertion.
+fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 impl Cache {
@@ -46,48 +61,61 @@ impl Cache {
 
     /// The object at `key`, as last seen (possibly stale).
     pub fn get(&self, key: &ObjectKey) -> Option<&Rc<Object>> {
-        self.objects.get(&key.kind)?.get(&(key.namespace.clone(), key.name.clone()))
+        self.get_by(key.kind, &key.namespace, &key.name)
     }
 
     /// The object of `kind` named `namespace/name` (namespace `""` for cluster-scoped kinds).
     pub fn get_by(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Rc<Object>> {
-        self.objects.get(&kind)?.get(&(namespace.to_string(), name.to_string()))
+        self.objects.get(&kind)?.get(namespace)?.get(name)
     }
 
     /// Every object of `kind` (in `namespace`, if given), ordered by namespace and name.
     pub fn list(&self, kind: Kind, namespace: Option<&str>) -> Vec<&Rc<Object>> {
-        let Some(objects) = self.objects.get(&kind) else { return Vec::new() };
-        match namespace {
-            None => objects.values().collect(),
-            Some(namespace) => objects
-                .range((namespace.to_string(), String::new())..)
-                .take_while(|((ns, _), _)| ns == namespace)
-                .map(|(_, object)| object)
-                .collect(),
-        }
+        self.iter(kind, namespace).collect()
+    }
+
+    /// [`Cache::list`] without collecting.
+    pub fn iter<'a>(&'a self, kind: Kind, namespace: Option<&str>) -> impl Iterator<Item = &'a Rc<Object>> + 'a {
+        let by_namespace = self.objects.get(&kind);
+        let selected: Vec<&'a BTreeMap<String, Rc<Object>>> = match (by_namespace, namespace) {
+            (None, _) => Vec::new(),
+            (Some(by_namespace), None) => by_namespace.values().collect(),
+            (Some(by_namespace), Some(namespace)) => by_namespace.get(namespace).into_iter().collect(),
+        };
+        selected.into_iter().flat_map(BTreeMap::values)
     }
 
     /// How many objects of `kind` the cache holds.
     pub fn len(&self, kind: Kind) -> usize {
-        self.objects.get(&kind).map_or(0, BTreeMap::len)
+        self.objects.get(&kind).map_or(0, |by_namespace| by_namespace.values().map(BTreeMap::len).sum())
     }
 
     /// Whether the cache holds no object at all.
     pub fn is_empty(&self) -> bool {
-        self.objects.values().all(BTreeMap::is_empty)
+        self.objects.values().all(|by_namespace| by_namespace.values().all(BTreeMap::is_empty))
     }
 
     /// Objects of `kind` whose controlling owner has `owner_uid`.
     pub fn controlled_by(&self, kind: Kind, owner_uid: &str) -> Vec<&Rc<Object>> {
-        let Some(names) = self.by_controller.get(&(kind, owner_uid.to_string())) else { return Vec::new() };
+        let Some(names) = self.by_controller.get(&kind).and_then(|by_uid| by_uid.get(owner_uid)) else {
+            return Vec::new();
+        };
         names.iter().filter_map(|(namespace, name)| self.get_by(kind, namespace, name)).collect()
     }
 
     /// Objects of `kind` in `namespace` that carry the label `key=value`, ordered by name.
     pub fn with_label(&self, kind: Kind, namespace: &str, key: &str, value: &str) -> Vec<&Rc<Object>> {
-        let index_key = (kind, namespace.to_string(), key.to_string(), value.to_string());
-        let Some(names) = self.by_label.get(&index_key) else { return Vec::new() };
-        names.iter().filter_map(|name| self.get_by(kind, namespace, name)).collect()
+        let names = self
+            .by_label
+            .get(&kind)
+            .and_then(|by_namespace| by_namespace.get(namespace))
+            .and_then(|by_key| by_key.get(key))
+            .and_then(|by_value| by_value.get(value));
+        let Some(names) = names else { return Vec::new() };
+        let Some(objects) = self.objects.get(&kind).and_then(|by_namespace| by_namespace.get(namespace)) else {
+            return Vec::new();
+        };
+        names.iter().filter_map(|name| objects.get(name.as_str())).collect()
     }
 
     /// Objects of `kind` in `namespace` whose labels match every pair of `selector` (a Service's
@@ -108,8 +136,14 @@ impl Cache {
     /// Inserts or replaces an object; returns the event (None if it is the same revision).
     pub fn upsert(&mut self, object: Rc<Object>) -> Option<CacheEvent> {
         let key = ObjectKey::of(&object);
-        let slot = (key.namespace.clone(), key.name.clone());
-        let previous = self.objects.entry(key.kind).or_default().insert(slot.clone(), object.clone());
+        let by_name = slot(self.objects.entry(key.kind).or_default(), &key.namespace);
+        let previous = match by_name.get_mut(key.name.as_str()) {
+            Some(existing) => Some(std::mem::replace(existing, object.clone())),
+            None => {
+                by_name.insert(key.name.clone(), object.clone());
+                None
+            }
+        };
         if let Some(previous) = &previous {
             if previous.meta().resource_version == object.meta().resource_version
                 && previous.meta().resource_version.is_some()
@@ -134,7 +168,12 @@ impl Cache {
 
     /// Removes an object; returns the event if it was there.
     pub fn remove(&mut self, key: &ObjectKey) -> Option<CacheEvent> {
-        let removed = self.objects.get_mut(&key.kind)?.remove(&(key.namespace.clone(), key.name.clone()))?;
+        let by_namespace = self.objects.get_mut(&key.kind)?;
+        let by_name = by_namespace.get_mut(key.namespace.as_str())?;
+        let removed = by_name.remove(key.name.as_str())?;
+        if by_name.is_empty() {
+            by_namespace.remove(key.namespace.as_str());
+        }
         self.unindex(key, &removed);
         Some(CacheEvent::Deleted(removed))
     }
@@ -148,10 +187,11 @@ impl Cache {
         let stale: Vec<ObjectKey> = self
             .objects
             .get(&kind)
-            .map(|objects| {
-                objects
-                    .keys()
-                    .filter(|slot| !fresh.contains(*slot))
+            .map(|by_namespace| {
+                by_namespace
+                    .iter()
+                    .flat_map(|(namespace, by_name)| by_name.keys().map(move |name| (namespace, name)))
+                    .filter(|(namespace, name)| !fresh.contains(&((*namespace).clone(), (*name).clone())))
                     .map(|(namespace, name)| ObjectKey::new(kind, namespace, name))
                     .collect()
             })
@@ -166,36 +206,43 @@ impl Cache {
     }
 
     fn index(&mut self, key: &ObjectKey, object: &Object) {
+        let by_key = slot(self.by_label.entry(key.kind).or_default(), &key.namespace);
         for (label, value) in &object.meta().labels {
-            self.by_label
-                .entry((key.kind, key.namespace.clone(), label.clone(), value.clone()))
-                .or_default()
-                .insert(key.name.clone());
+            slot(slot(by_key, label), value).insert(key.name.clone());
         }
         if let Some(owner) = object.meta().controller_ref() {
-            self.by_controller
-                .entry((key.kind, owner.uid.clone()))
-                .or_default()
+            slot(self.by_controller.entry(key.kind).or_default(), &owner.uid)
                 .insert((key.namespace.clone(), key.name.clone()));
         }
     }
 
     fn unindex(&mut self, key: &ObjectKey, object: &Object) {
-        for (label, value) in &object.meta().labels {
-            let index_key = (key.kind, key.namespace.clone(), label.clone(), value.clone());
-            if let Some(names) = self.by_label.get_mut(&index_key) {
-                names.remove(&key.name);
-                if names.is_empty() {
-                    self.by_label.remove(&index_key);
+        if let Some(by_namespace) = self.by_label.get_mut(&key.kind) {
+            if let Some(by_key) = by_namespace.get_mut(key.namespace.as_str()) {
+                for (label, value) in &object.meta().labels {
+                    let Some(by_value) = by_key.get_mut(label.as_str()) else { continue };
+                    if let Some(names) = by_value.get_mut(value.as_str()) {
+                        names.remove(key.name.as_str());
+                        if names.is_empty() {
+                            by_value.remove(value.as_str());
+                        }
+                    }
+                    if by_value.is_empty() {
+                        by_key.remove(label.as_str());
+                    }
+                }
+                if by_key.is_empty() {
+                    by_namespace.remove(key.namespace.as_str());
                 }
             }
         }
         if let Some(owner) = object.meta().controller_ref() {
-            let index_key = (key.kind, owner.uid.clone());
-            if let Some(names) = self.by_controller.get_mut(&index_key) {
-                names.remove(&(key.namespace.clone(), key.name.clone()));
-                if names.is_empty() {
-                    self.by_controller.remove(&index_key);
+            if let Some(by_uid) = self.by_controller.get_mut(&key.kind) {
+                if let Some(names) = by_uid.get_mut(owner.uid.as_str()) {
+                    names.remove(&(key.namespace.clone(), key.name.clone()));
+                    if names.is_empty() {
+                        by_uid.remove(owner.uid.as_str());
+                    }
                 }
             }
         }

@@ -434,6 +434,11 @@ impl PodWorkers {
     }
 
     /// The uids of the pods the kubelet is working on.
+    /// Whether a pod worker exists for the pod with this uid.
+    pub fn has_worker(&self, uid: &str) -> bool {
+        self.workers.contains_key(uid)
+    }
+
     pub fn pod_uids(&self) -> Vec<String> {
         self.workers.keys().cloned().collect()
     }

@@ -239,17 +239,16 @@ impl Kubelet {
         self.fetch_config_objects(ctx, &desired, now_ns);
         // A pod the kubelet has not started is held back while a Secret or ConfigMap it needs is
         // being read for the first time (upstream's managers block the sync until it is known).
-        let known: std::collections::BTreeSet<String> = self.workers.pod_uids().into_iter().collect();
         desired.retain(|object| {
             let Object::Pod(pod) = object.as_ref() else { return true };
-            let uid = pod.metadata.uid.clone().unwrap_or_default();
-            if known.contains(&uid) || self.runtime.has_pod(&uid) {
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            if self.workers.has_worker(uid) || self.runtime.has_pod(uid) {
                 return true;
             }
-            let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
             [Kind::Secret, Kind::ConfigMap].into_iter().all(|kind| {
                 !crate::rbac::referenced(pod, kind).iter().any(|name| {
-                    self.config_objects.get(&ObjectKey::new(kind, &namespace, name))
+                    self.config_objects.get(&ObjectKey::new(kind, namespace, name))
                         == Some(&ConfigFetch::InFlight { first: true })
                 })
             })

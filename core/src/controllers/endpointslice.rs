@@ -168,11 +168,16 @@ pub fn desired_slices(service: &Service, cache: &Cache) -> BTreeMap<String, Endp
         let name = name_for(&[], 0);
         slices.insert(name.clone(), slice(name, Vec::new(), Vec::new()));
     }
-    for (_, (ports, endpoints)) in groups {
-        // Pods come from the cache in namespace/name order, so chunks are stable.
-        for (index, chunk) in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE).enumerate() {
+    for (_, (ports, mut endpoints)) in groups {
+        // Pods come from the cache in namespace/name order, so chunks are stable. The endpoints
+        // move into their slices in chunks of at most MAX_ENDPOINTS_PER_SLICE, without copies.
+        let mut index = 0;
+        while !endpoints.is_empty() {
+            let rest = endpoints.split_off(endpoints.len().min(MAX_ENDPOINTS_PER_SLICE));
+            let chunk = std::mem::replace(&mut endpoints, rest);
             let name = name_for(&ports, index);
-            slices.insert(name.clone(), slice(name, ports.clone(), chunk.to_vec()));
+            slices.insert(name.clone(), slice(name, ports.clone(), chunk));
+            index += 1;
         }
     }
     slices
@@ -291,28 +296,13 @@ impl Reconciler for EndpointSliceController {
                 _ => None,
             })
             .collect();
-        let mut result = Reconcile::done();
-        for (name, slice) in &desired {
-            match current.iter().find(|c| &c.metadata.name == name) {
-                Some(existing) if same_content(existing, slice) => {}
-                Some(existing) => {
-                    let mut updated = (*existing).clone();
-                    updated.endpoints = slice.endpoints.clone();
-                    updated.ports = slice.ports.clone();
-                    updated.address_type = slice.address_type;
-                    updated.metadata.labels = slice.metadata.labels.clone();
-                    updated.metadata.owner_references = slice.metadata.owner_references.clone();
-                    result.writes.push(ApiRequest::Update { object: Rc::new(Object::EndpointSlice(updated)) });
-                }
-                None => {
-                    result.writes.push(ApiRequest::Create { object: Rc::new(Object::EndpointSlice(slice.clone())) })
-                }
-            }
-        }
-        for slice in current {
+        // Deletions are decided first (they need every desired name) but sent after the creates
+        // and updates, which then take the desired slices by value instead of copying them.
+        let mut deletes = Vec::new();
+        for slice in &current {
             let ours = is_controlled_by(&slice.metadata, "Service", service.metadata.uid.as_deref());
             if !desired.contains_key(&slice.metadata.name) && (ours || slice.metadata.controller_ref().is_none()) {
-                result.writes.push(ApiRequest::Delete {
+                deletes.push(ApiRequest::Delete {
                     key: ObjectKey::new(Kind::EndpointSlice, &key.namespace, &slice.metadata.name),
                     uid: slice.metadata.uid.clone(),
                     grace_period_seconds: None,
@@ -320,6 +310,23 @@ impl Reconciler for EndpointSliceController {
                 });
             }
         }
+        let mut result = Reconcile::done();
+        for (name, slice) in desired {
+            match current.iter().find(|c| c.metadata.name == name) {
+                Some(existing) if same_content(existing, &slice) => {}
+                Some(existing) => {
+                    let mut updated = (*existing).clone();
+                    updated.endpoints = slice.endpoints;
+                    updated.ports = slice.ports;
+                    updated.address_type = slice.address_type;
+                    updated.metadata.labels = slice.metadata.labels;
+                    updated.metadata.owner_references = slice.metadata.owner_references;
+                    result.writes.push(ApiRequest::Update { object: Rc::new(Object::EndpointSlice(updated)) });
+                }
+                None => result.writes.push(ApiRequest::Create { object: Rc::new(Object::EndpointSlice(slice)) }),
+            }
+        }
+        result.writes.extend(deletes);
         result
     }
 }

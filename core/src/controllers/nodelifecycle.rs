@@ -340,12 +340,21 @@ impl NodeLifecycleController {
 
     /// `handleDisruption`: recomputes zone states from every known node and moves the limiters.
     fn handle_disruption(&mut self, cache: &Cache, now_ns: u64) {
-        let mut per_zone: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        for object in cache.list(Kind::Node, None) {
+        // Cluster-scoped nodes come out of the cache ordered by name, as `health` is keyed: one
+        // merged walk finds each node's health without a lookup (this runs in every node reconcile).
+        let mut per_zone: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        let mut healths = self.health.iter().peekable();
+        for object in cache.iter(Kind::Node, None) {
             let Some(node) = as_node(object) else { continue };
-            let (ready, zone) = match self.health.get(&node.metadata.name) {
-                Some(health) => (health.ready, health.zone.clone()),
-                None => (ready_status(node), zone_of(node)),
+            let name = node.metadata.name.as_str();
+            while healths.next_if(|(known, _)| known.as_str() < name).is_some() {}
+            let health = match healths.next_if(|(known, _)| known.as_str() == name) {
+                Some((_, health)) => Some(health),
+                None => self.health.get(name),
+            };
+            let (ready, zone) = match health {
+                Some(health) => (health.ready, health.zone.as_str()),
+                None => (ready_status(node), node.zone().unwrap_or_default()),
             };
             let counts = per_zone.entry(zone).or_insert((0, 0));
             if ready == Some(ConditionStatus::True) {
@@ -354,6 +363,8 @@ impl NodeLifecycleController {
                 counts.1 += 1;
             }
         }
+        let per_zone: BTreeMap<String, (usize, usize)> =
+            per_zone.into_iter().map(|(zone, counts)| (zone.to_string(), counts)).collect();
         self.zones.retain(|zone, _| per_zone.contains_key(zone));
         let new_states: BTreeMap<String, ZoneState> = per_zone
             .iter()
