@@ -582,9 +582,10 @@ impl Scenario {
         scenario.load_workload(text, directory)?;
         scenario.build_traffic()?;
         scenario.build_actions(text)?;
+        // Add-ons first: they bring machines (metrics-server, cloud-api) that faults may name.
+        scenario.build_addons()?;
         scenario.check_faults()?;
         scenario.build_invariants()?;
-        scenario.build_addons()?;
         Ok(scenario)
     }
 
