@@ -227,7 +227,13 @@ fn run(bytes: &[u8]) -> arbitrary::Result<()> {
     let workload = Workload::arbitrary(&mut unstructured)?;
     let cluster = workload.cluster();
     let images: Vec<&str> = IMAGES.to_vec();
-    let shape = ClusterShape::of(&cluster, FAULT_PHASE).with_window_start(WINDOW_START).with_images(&images);
+    // Clock faults strike the control plane only, as in the suites: a worker node's clock stepping
+    // back makes the model's container runtime, which times readiness on the node's wall clock,
+    // stop serving (a known model bug; real processes keep serving across a wall-clock jump).
+    let shape = ClusterShape::of(&cluster, FAULT_PHASE)
+        .with_window_start(WINDOW_START)
+        .with_images(&images)
+        .with_clock_skew_on_control_plane_only();
     let faults = plan_from_bytes(workload.class, &shape, &mut unstructured)?;
     let node_lost = faults.engine.faults.iter().any(|timed| matches!(timed.fault, Fault::Lose { .. }));
     let spec = RunSpec {
