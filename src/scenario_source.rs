@@ -12,7 +12,6 @@
 
 use kubedst_core::cluster::{ClusterConfig, TrafficConfig};
 use kubedst_core::harness::{self, Action, FaultPlan, ModelFault, RunReport, RunSpec, TimedAction, TimedModelFault};
-use kubedst_core::manifest::load_manifests;
 use kubedst_core::objects::Object;
 use kubedst_scenarios::Scenario;
 use kubedst_sim::{Fault, FaultSchedule, LatencyModel, LinkConfig, Ratio, SimRng, TimedFault};
@@ -158,39 +157,8 @@ impl LoadedScenario {
     }
 }
 
-const STANDIN_MANIFESTS: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: "web:v1"
-        resources: {requests: {cpu: 100m, memory: 64Mi}}
-        readinessProbe:
-          httpGet: {path: /healthz, port: 8080}
-          periodSeconds: 1
-"#;
-
 fn standin_objects() -> Result<Vec<Object>, String> {
-    Ok(load_manifests("standin.yaml", STANDIN_MANIFESTS)
-        .map_err(|err| err.to_string())?
-        .objects
-        .into_iter()
-        .map(|loaded| loaded.object)
-        .collect())
+    Ok(kubedst_core::fixtures::web_objects(4))
 }
 
 fn node_loss_spec(seed: u64) -> Result<RunSpec, String> {

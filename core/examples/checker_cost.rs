@@ -11,36 +11,9 @@
 use kubedst_core::checkers::CheckerSet;
 use kubedst_core::cluster::{ClusterConfig, TrafficConfig};
 use kubedst_core::harness::{Action, FaultPlan, Harness, RunSpec, TimedAction};
-use kubedst_core::manifest::load_manifests;
 use kubedst_core::objects::Object;
 use kubedst_sim::{Fault, FaultSchedule, TimedFault};
 use std::time::{Duration, Instant};
-
-const MANIFESTS: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 10
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: "web:v1"
-        resources: {requests: {cpu: 100m, memory: 64Mi}}
-        readinessProbe:
-          httpGet: {path: /healthz, port: 8080}
-          periodSeconds: 1
-"#;
 
 fn spec(seed: u64) -> RunSpec {
     let mut cluster = ClusterConfig::standard(seed, 3);
@@ -49,8 +22,7 @@ fn spec(seed: u64) -> RunSpec {
     }
     cluster.traffic =
         vec![TrafficConfig { service: "default/web".into(), node: 0, interval: Duration::from_millis(100) }];
-    let objects: Vec<Object> =
-        load_manifests("web.yaml", MANIFESTS).unwrap().objects.into_iter().map(|loaded| loaded.object).collect();
+    let objects: Vec<Object> = kubedst_core::fixtures::web_objects(10);
     let set_image = Action::SetImage {
         namespace: "default".into(),
         deployment: "web".into(),

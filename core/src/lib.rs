@@ -14,6 +14,7 @@ pub mod controller;
 pub mod controllers;
 pub mod drain;
 pub mod etcd;
+pub mod fixtures;
 pub mod harness;
 pub mod host;
 pub mod kubectl;
