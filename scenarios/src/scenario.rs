@@ -820,18 +820,7 @@ impl Scenario {
     fn action_of(&mut self, text: &str, entry: &Spanned<TimelineEntry>) -> Result<Entry, ScenarioError> {
         let spec = &entry.value;
         if let Some(expect) = &spec.expect {
-            if spec.apply.is_some()
-                || spec.set_image.is_some()
-                || spec.scale.is_some()
-                || spec.rollout_undo.is_some()
-                || spec.pause.is_some()
-                || spec.resume.is_some()
-                || spec.delete.is_some()
-                || spec.cordon.is_some()
-                || spec.uncordon.is_some()
-                || spec.drain.is_some()
-                || spec.traffic.is_some()
-            {
+            if action_fields(spec).iter().any(|(_, present)| *present) {
                 return Err(invalid(
                     &self.file_name,
                     entry,
@@ -887,20 +876,8 @@ impl Scenario {
 
     fn plain_action_of(&mut self, text: &str, entry: &Spanned<TimelineEntry>) -> Result<Action, ScenarioError> {
         let spec = &entry.value;
-        let present = [
-            ("apply", spec.apply.is_some()),
-            ("set_image", spec.set_image.is_some()),
-            ("scale", spec.scale.is_some()),
-            ("rollout_undo", spec.rollout_undo.is_some()),
-            ("pause", spec.pause.is_some()),
-            ("resume", spec.resume.is_some()),
-            ("delete", spec.delete.is_some()),
-            ("cordon", spec.cordon.is_some()),
-            ("uncordon", spec.uncordon.is_some()),
-            ("drain", spec.drain.is_some()),
-            ("traffic", spec.traffic.is_some()),
-            ("expect", false),
-        ];
+        let mut present = action_fields(spec).to_vec();
+        present.push(("expect", false));
         let names: Vec<&str> = present.iter().filter(|(_, is)| *is).map(|(name, _)| *name).collect();
         let all: Vec<&str> = present.iter().map(|(name, _)| *name).collect();
         if names.len() != 1 {
@@ -1139,6 +1116,23 @@ fn is_dns_label(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+}
+
+/// Each action field of a timeline entry, by name, and whether the entry sets it.
+fn action_fields(spec: &TimelineEntry) -> [(&'static str, bool); 11] {
+    [
+        ("apply", spec.apply.is_some()),
+        ("set_image", spec.set_image.is_some()),
+        ("scale", spec.scale.is_some()),
+        ("rollout_undo", spec.rollout_undo.is_some()),
+        ("pause", spec.pause.is_some()),
+        ("resume", spec.resume.is_some()),
+        ("delete", spec.delete.is_some()),
+        ("cordon", spec.cordon.is_some()),
+        ("uncordon", spec.uncordon.is_some()),
+        ("drain", spec.drain.is_some()),
+        ("traffic", spec.traffic.is_some()),
+    ]
 }
 
 /// A timeline entry: a user action, or an expectation.
